@@ -1,0 +1,283 @@
+//! Every tunable of the server, with its default and the reason for it.
+//!
+//! `Config` is both the library's configuration and the binary's command
+//! line (through `clap::Args`), so a default is written once and the
+//! `--help` text is the documentation.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::error::ConfigError;
+
+/// Server configuration. Build one with [`Config::default`] and adjust the
+/// fields, or parse it from the command line.
+#[derive(Debug, Clone, Args)]
+#[non_exhaustive]
+pub struct Config {
+    /// Address to listen on. Port 8080 is where the seed tutorial's page
+    /// connects; loopback so a development run is not exposed to the network
+    /// (use 0.0.0.0:8080 to serve other machines).
+    #[arg(long, env = "DUPLEX_LISTEN", default_value = defaults::LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Most WebSocket connections open at once. Over it, upgrade requests get
+    /// HTTP 503 with Retry-After instead of a silent drop. Each connection
+    /// costs a file descriptor and a few KiB; the binary raises its soft
+    /// NOFILE limit to the hard limit at start.
+    #[arg(long, env = "DUPLEX_MAX_CONNECTIONS", default_value = defaults::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Largest message accepted, after reassembling fragments (bytes, or with
+    /// KiB/MiB/GiB). Larger ones are refused with close code 1009. 16 MiB
+    /// covers the largest Autobahn cases (9.1.6, 9.2.6) while capping what one
+    /// client can make us hold.
+    #[arg(long, env = "DUPLEX_MAX_MESSAGE_SIZE", default_value = defaults::MAX_MESSAGE_SIZE, value_parser = parse_size)]
+    pub max_message_size: usize,
+
+    /// Largest single frame payload accepted (bytes, or with KiB/MiB/GiB).
+    /// Larger ones are refused with close code 1009. Same bound as a message
+    /// by default: a frame is never bigger than the message it belongs to.
+    #[arg(long, env = "DUPLEX_MAX_FRAME_SIZE", default_value = defaults::MAX_FRAME_SIZE, value_parser = parse_size)]
+    pub max_frame_size: usize,
+
+    /// Size of each connection's read buffer, allocated when the connection
+    /// opens. tungstenite's default is 128 KiB, which dominates the memory of
+    /// an idle connection; 8 KiB keeps thousands of idle clients cheap while
+    /// still reading typical messages in one system call.
+    #[arg(long, env = "DUPLEX_READ_BUFFER_SIZE", default_value = defaults::READ_BUFFER_SIZE, value_parser = parse_size)]
+    pub read_buffer_size: usize,
+
+    /// Bytes of outbound frames a connection may hold before it stops being
+    /// read (bytes, or with KiB/MiB/GiB). A reply is written before the next
+    /// message is read, so a client that never reads is throttled by TCP
+    /// backpressure and this caps what the server buffers for it; it must
+    /// hold at least one message of the maximum size.
+    #[arg(long, env = "DUPLEX_MAX_OUTBOUND_BUFFER", default_value = defaults::MAX_OUTBOUND_BUFFER, value_parser = parse_size)]
+    pub max_outbound_buffer: usize,
+
+    /// How long a client may take to send a complete HTTP request (the
+    /// WebSocket handshake or a plain GET). Cuts off clients that send half a
+    /// request (slowloris). Plain HTTP connections are closed after this too.
+    #[arg(long, env = "DUPLEX_HANDSHAKE_TIMEOUT", default_value = defaults::HANDSHAKE_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// How often a quiet connection is pinged. Keeps NAT and proxy state
+    /// alive (many drop idle flows after 60 s) and proves the peer is there.
+    #[arg(long, env = "DUPLEX_PING_INTERVAL", default_value = defaults::PING_INTERVAL, value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+
+    /// A connection from which nothing (not even a pong) arrived for this
+    /// long is closed with 1001. Two missed pings at the default interval
+    /// plus slack: long enough for a slow network, short enough to reclaim
+    /// dead peers.
+    #[arg(long, env = "DUPLEX_IDLE_TIMEOUT", default_value = defaults::IDLE_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// How long one outbound message may take to be accepted by the client's
+    /// socket. A client that stops reading is disconnected after this
+    /// instead of holding its buffers forever.
+    #[arg(long, env = "DUPLEX_WRITE_TIMEOUT", default_value = defaults::WRITE_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
+    /// How long to wait for the peer's Close frame after sending ours (and
+    /// for the peer to hang up after a protocol error) before dropping the
+    /// TCP connection.
+    #[arg(long, env = "DUPLEX_CLOSE_TIMEOUT", default_value = defaults::CLOSE_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub close_timeout: Duration,
+
+    /// On SIGINT or SIGTERM: how long to wait for every client to complete
+    /// its close handshake after Close 1001 was sent. Below the usual 30 s an
+    /// orchestrator waits before SIGKILL.
+    #[arg(long, env = "DUPLEX_SHUTDOWN_GRACE", default_value = defaults::SHUTDOWN_GRACE, value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// The defaults, written once: clap shows them in `--help` and
+/// [`Config::default`] parses the same strings, so the two cannot drift.
+mod defaults {
+    pub(super) const LISTEN: &str = "127.0.0.1:8080";
+    pub(super) const MAX_CONNECTIONS: &str = "10000";
+    pub(super) const MAX_MESSAGE_SIZE: &str = "16MiB";
+    pub(super) const MAX_FRAME_SIZE: &str = "16MiB";
+    pub(super) const READ_BUFFER_SIZE: &str = "8KiB";
+    pub(super) const MAX_OUTBOUND_BUFFER: &str = "32MiB";
+    pub(super) const HANDSHAKE_TIMEOUT: &str = "10s";
+    pub(super) const PING_INTERVAL: &str = "20s";
+    pub(super) const IDLE_TIMEOUT: &str = "60s";
+    pub(super) const WRITE_TIMEOUT: &str = "30s";
+    pub(super) const CLOSE_TIMEOUT: &str = "5s";
+    pub(super) const SHUTDOWN_GRACE: &str = "10s";
+}
+
+impl Default for Config {
+    /// The documented defaults, whatever `DUPLEX_*` variables are set.
+    fn default() -> Self {
+        // These parse constants of this module, never input: a failure is a
+        // bug caught by the unit test below.
+        let size = |s| parse_size(s).expect("default size parses");
+        let duration = |s| humantime::parse_duration(s).expect("default duration parses");
+        Self {
+            listen: defaults::LISTEN.parse().expect("default address parses"),
+            max_connections: defaults::MAX_CONNECTIONS
+                .parse()
+                .expect("default count parses"),
+            max_message_size: size(defaults::MAX_MESSAGE_SIZE),
+            max_frame_size: size(defaults::MAX_FRAME_SIZE),
+            read_buffer_size: size(defaults::READ_BUFFER_SIZE),
+            max_outbound_buffer: size(defaults::MAX_OUTBOUND_BUFFER),
+            handshake_timeout: duration(defaults::HANDSHAKE_TIMEOUT),
+            ping_interval: duration(defaults::PING_INTERVAL),
+            idle_timeout: duration(defaults::IDLE_TIMEOUT),
+            write_timeout: duration(defaults::WRITE_TIMEOUT),
+            close_timeout: duration(defaults::CLOSE_TIMEOUT),
+            shutdown_grace: duration(defaults::SHUTDOWN_GRACE),
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the values make sense together.
+    ///
+    /// # Errors
+    /// Returns the first inconsistency found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let nonzero = [
+            ("max-connections", self.max_connections),
+            ("max-message-size", self.max_message_size),
+            ("max-frame-size", self.max_frame_size),
+            ("read-buffer-size", self.read_buffer_size),
+        ];
+        if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Zero(name));
+        }
+        let durations = [
+            ("handshake-timeout", self.handshake_timeout),
+            ("ping-interval", self.ping_interval),
+            ("idle-timeout", self.idle_timeout),
+            ("write-timeout", self.write_timeout),
+            ("close-timeout", self.close_timeout),
+        ];
+        if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
+            return Err(ConfigError::Zero(name));
+        }
+        if self.max_frame_size > self.max_message_size {
+            return Err(ConfigError::FrameLargerThanMessage {
+                frame: self.max_frame_size,
+                message: self.max_message_size,
+            });
+        }
+        if self.max_outbound_buffer < self.max_message_size {
+            return Err(ConfigError::OutboundSmallerThanMessage {
+                outbound: self.max_outbound_buffer,
+                message: self.max_message_size,
+            });
+        }
+        if self.idle_timeout <= self.ping_interval {
+            return Err(ConfigError::IdleNotAbovePing {
+                idle: self.idle_timeout,
+                ping: self.ping_interval,
+            });
+        }
+        Ok(())
+    }
+
+    /// The tungstenite settings derived from this configuration.
+    pub(crate) fn websocket(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_size)
+            // Every send is flushed, so frames are written as they are
+            // produced; buffering more would only delay them.
+            .write_buffer_size(0)
+            .max_write_buffer_size(self.max_outbound_buffer)
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_frame_size))
+    }
+}
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Parses a byte size: a plain integer or one with a `KiB`, `MiB` or `GiB`
+/// suffix (`K`, `M`, `G` also accepted).
+///
+/// # Errors
+/// Returns a message naming the accepted forms.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        _ => {
+            return Err(format!(
+                "unknown size unit in {text:?}: use B, KiB, MiB or GiB"
+            ));
+        }
+    };
+    let value: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size: write e.g. 65536, 64KiB or 16MiB"))?;
+    value
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_and_without_units() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("8KiB"), Ok(8192));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("1 g"), Ok(1 << 30));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn defaults_parse_and_are_consistent() {
+        let config = Config::default();
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(config.max_message_size, 16 << 20);
+        assert_eq!(config.read_buffer_size, 8 << 10);
+        assert_eq!(config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn inconsistent_values_are_rejected() {
+        let mut config = Config::default();
+        config.max_frame_size = config.max_message_size + 1;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::FrameLargerThanMessage { .. })
+        ));
+        let mut config = Config::default();
+        config.idle_timeout = config.ping_interval;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::IdleNotAbovePing { .. })
+        ));
+        let config = Config {
+            max_connections: 0,
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Err(ConfigError::Zero("max-connections")));
+    }
+}

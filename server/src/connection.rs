@@ -1,0 +1,263 @@
+//! One client's life after the upgrade: read frames, hand data messages to
+//! the service, write replies, ping quiet peers, close idle ones, answer
+//! protocol errors with the right close code, and close with 1001 on
+//! shutdown. Everything that can go wrong here ends this connection only.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, MissedTickBehavior, timeout, timeout_at};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tracing::{debug, info};
+
+use crate::close::{self, Abort, Ending};
+use crate::echo;
+use crate::keepalive::{Due, Keepalive};
+use crate::server::Shared;
+use crate::stats::Traffic;
+
+/// Which service answers the messages of a connection, chosen by its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    /// Every data message comes back unchanged (`/` and `/echo`).
+    Echo,
+}
+
+/// Takes over an upgraded HTTP connection and serves it until it ends.
+///
+/// `permit` is this connection's slot under `--max-connections`; it is held
+/// until the function returns.
+pub(crate) async fn serve(
+    on_upgrade: OnUpgrade,
+    permit: OwnedSemaphorePermit,
+    peer: SocketAddr,
+    service: Service,
+    shared: Arc<Shared>,
+) {
+    let _permit = permit;
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(error) => {
+            debug!(%peer, %error, "upgrade did not complete");
+            return;
+        }
+    };
+    let config = Some(shared.config.websocket());
+    // Unwrap hyper's boxed IO back into the TcpStream so reads and writes
+    // are direct calls; keep whatever hyper had read past the request.
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let tcp = parts.io.into_inner();
+            let ws = if parts.read_buf.is_empty() {
+                WebSocketStream::from_raw_socket(tcp, Role::Server, config).await
+            } else {
+                let read = parts.read_buf.to_vec();
+                WebSocketStream::from_partially_read(tcp, read, Role::Server, config).await
+            };
+            Session::new(ws, peer, service, &shared).run().await;
+        }
+        Err(upgraded) => {
+            let io: TokioIo<Upgraded> = TokioIo::new(upgraded);
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, config).await;
+            Session::new(ws, peer, service, &shared).run().await;
+        }
+    }
+}
+
+/// The state of one WebSocket connection.
+struct Session<'a, S> {
+    ws: WebSocketStream<S>,
+    /// For the log line.
+    peer: SocketAddr,
+    service: Service,
+    shared: &'a Shared,
+    /// Counted for the log line.
+    traffic: Traffic,
+    keepalive: Keepalive,
+}
+
+/// What woke the session up.
+enum Event {
+    Shutdown,
+    Tick,
+    Incoming(Option<Result<Message, WsError>>),
+}
+
+impl<'a, S> Session<'a, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    fn new(ws: WebSocketStream<S>, peer: SocketAddr, service: Service, shared: &'a Shared) -> Self {
+        let config = &shared.config;
+        Self {
+            ws,
+            peer,
+            service,
+            shared,
+            traffic: Traffic::default(),
+            keepalive: Keepalive::new(config.ping_interval, config.idle_timeout),
+        }
+    }
+
+    /// Serves the connection, then writes its one log line.
+    async fn run(mut self) {
+        let _open = self.shared.stats.open_connection();
+        let started = Instant::now();
+        debug!(peer = %self.peer, service = ?self.service, "connection open");
+        let ending = match self.serve().await {
+            Err(ending) => ending,
+            Ok(never) => match never {},
+        };
+        let t = self.traffic;
+        info!(
+            peer = %self.peer,
+            service = ?self.service,
+            duration_ms = started.elapsed().as_millis() as u64,
+            messages_in = t.messages_in,
+            bytes_in = t.bytes_in,
+            messages_out = t.messages_out,
+            bytes_out = t.bytes_out,
+            close_code = ending.code(),
+            closed_by = ending.closed_by(),
+            "connection ended: {ending}"
+        );
+    }
+
+    /// Runs until the connection ends; the error is how it ended (the
+    /// `Ok` side is uninhabited so `?` can end it from anywhere).
+    async fn serve(&mut self) -> Result<Infallible, Ending> {
+        let interval = self.shared.config.ping_interval;
+        let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let shutdown = self.shared.shutdown.clone();
+        // Set once the peer's Close arrives; the handshake completes on the
+        // next read, which flushes our answer and then ends the stream.
+        let mut peer_close = None;
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = shutdown.cancelled(), if peer_close.is_none() => Event::Shutdown,
+                _ = ticker.tick(), if peer_close.is_none() => Event::Tick,
+                incoming = self.ws.next() => Event::Incoming(incoming),
+            };
+            match event {
+                Event::Shutdown => {
+                    let grace = self.shared.config.shutdown_grace;
+                    return Err(self
+                        .close(CloseCode::Away, "server shutting down", grace)
+                        .await);
+                }
+                Event::Tick => match self.keepalive.tick() {
+                    Due::Nothing => {}
+                    Due::Ping => self.send(Message::Ping(Default::default())).await?,
+                    Due::Expired => {
+                        let wait = self.shared.config.close_timeout;
+                        return Err(self.close(CloseCode::Away, "idle timeout", wait).await);
+                    }
+                },
+                Event::Incoming(Some(Ok(message))) => {
+                    self.keepalive.heard();
+                    match message {
+                        Message::Text(_) | Message::Binary(_) => {
+                            self.traffic.received(message.len());
+                            let reply = match self.service {
+                                Service::Echo => echo::reply(message),
+                            };
+                            if let Some(reply) = reply {
+                                self.send(reply).await?;
+                            }
+                        }
+                        Message::Close(frame) => peer_close = Some(frame),
+                        // tungstenite queues the pong itself and writes it
+                        // on the next read; pongs only prove liveness.
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                    }
+                }
+                Event::Incoming(Some(Err(error))) => return Err(self.fail(error).await),
+                Event::Incoming(None) => {
+                    return Err(match peer_close {
+                        Some(frame) => Ending::ByPeer(frame),
+                        None => Ending::Dropped(Abort::Transport(WsError::ConnectionClosed)),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Writes one message within the write timeout. A client that does not
+    /// take it in time, or a broken socket, ends the connection.
+    async fn send(&mut self, message: Message) -> Result<(), Ending> {
+        let len = message.len();
+        let counted = message.is_text() || message.is_binary();
+        match timeout(self.shared.config.write_timeout, self.ws.send(message)).await {
+            Ok(Ok(())) => {
+                if counted {
+                    self.traffic.sent(len);
+                }
+                Ok(())
+            }
+            Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(error))),
+            Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
+        }
+    }
+
+    /// Starts the close handshake with `code` and waits up to `wait` for the
+    /// peer's answer, discarding data still in flight.
+    async fn close(&mut self, code: CloseCode, reason: &'static str, wait: Duration) -> Ending {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let deadline = Instant::now() + wait;
+        let sent = timeout_at(deadline, self.ws.send(Message::Close(Some(frame.clone())))).await;
+        let mut acknowledged = false;
+        if matches!(sent, Ok(Ok(()))) {
+            while let Ok(Some(Ok(message))) = timeout_at(deadline, self.ws.next()).await {
+                acknowledged |= message.is_close();
+            }
+        }
+        Ending::ByServer {
+            frame,
+            acknowledged,
+        }
+    }
+
+    /// Fails the connection after a read error: sends the close code RFC 6455
+    /// asks for, then half-closes and drains the socket so the peer reads our
+    /// Close before the connection goes away (closing with unread input
+    /// would reset it and could destroy the frame in flight).
+    async fn fail(&mut self, error: WsError) -> Ending {
+        let Some(frame) = close::frame_for(&error) else {
+            return Ending::Dropped(Abort::Transport(error));
+        };
+        debug!(peer = %self.peer, %error, code = u16::from(frame.code), "failing the connection");
+        let deadline = Instant::now() + self.shared.config.close_timeout;
+        let sent = timeout_at(deadline, self.ws.send(Message::Close(Some(frame.clone())))).await;
+        if matches!(sent, Ok(Ok(()))) {
+            let io = self.ws.get_mut();
+            let _ = timeout_at(deadline, async {
+                io.shutdown().await?;
+                let mut scratch = [0u8; 4096];
+                while io.read(&mut scratch).await? > 0 {}
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+        }
+        Ending::ByServer {
+            frame,
+            acknowledged: false,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Typed errors of the library. A failure on one connection never becomes
+//! one of these: it is logged in that connection's task and ends only it.
+
+use std::io;
+use std::time::Duration;
+
+/// Why [`crate::run`] could not start or keep serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is inconsistent; nothing was started.
+    #[error("invalid configuration")]
+    Config(#[from] ConfigError),
+    /// The listener's local address could not be read.
+    #[error("cannot read the listening address")]
+    LocalAddr(#[source] io::Error),
+}
+
+/// A configuration value that cannot work, alone or with another one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A size, count or duration that must be positive is zero.
+    #[error("--{0} must be greater than zero")]
+    Zero(&'static str),
+    /// A frame can never be larger than the message it is part of.
+    #[error("--max-frame-size ({frame} bytes) exceeds --max-message-size ({message} bytes)")]
+    FrameLargerThanMessage {
+        /// The configured maximum frame size.
+        frame: usize,
+        /// The configured maximum message size.
+        message: usize,
+    },
+    /// The outbound buffer must hold at least one echoed message.
+    #[error(
+        "--max-outbound-buffer ({outbound} bytes) is smaller than --max-message-size ({message} bytes)"
+    )]
+    OutboundSmallerThanMessage {
+        /// The configured outbound buffer bound.
+        outbound: usize,
+        /// The configured maximum message size.
+        message: usize,
+    },
+    /// A connection would be declared dead before it is ever pinged.
+    #[error("--idle-timeout ({idle:?}) must be longer than --ping-interval ({ping:?})")]
+    IdleNotAbovePing {
+        /// The configured idle timeout.
+        idle: Duration,
+        /// The configured ping interval.
+        ping: Duration,
+    },
+}

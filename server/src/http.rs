@@ -1,0 +1,233 @@
+//! HTTP before the upgrade: route each request, answer plain requests
+//! (`/healthz`, errors), and validate WebSocket handshakes before handing
+//! the connection to [`crate::connection`]. Nothing a client sends here can
+//! panic: malformed requests get hyper's 400, slow ones the handshake
+//! timeout.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tracing::debug;
+
+use crate::connection::{self, Service};
+use crate::server::Shared;
+
+/// Response bodies are small and whole.
+type Body = Full<Bytes>;
+
+/// The only WebSocket protocol version (RFC 6455, section 4.1).
+const WEBSOCKET_VERSION: &str = "13";
+
+/// Serves the HTTP phase of one TCP connection: plain requests until the
+/// client upgrades, hangs up, or the handshake timeout ends the phase.
+pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let timeout = shared.config.handshake_timeout;
+    let shutdown = shared.shutdown.clone();
+    let service = {
+        let shared = Arc::clone(&shared);
+        service_fn(move |request| {
+            let response = route(request, peer, &shared);
+            async move { Ok::<_, Infallible>(response) }
+        })
+    };
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
+    tokio::select! {
+        result = tokio::time::timeout(timeout, connection) => match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => debug!(%peer, %error, "HTTP connection failed"),
+            Err(_elapsed) => debug!(%peer, "HTTP phase timed out"),
+        },
+        () = shutdown.cancelled() => {}
+    }
+}
+
+/// Chooses the answer to one request.
+fn route(request: Request<Incoming>, peer: SocketAddr, shared: &Arc<Shared>) -> Response<Body> {
+    match request.uri().path() {
+        "/healthz" => health(request.method(), shared),
+        "/" | "/echo" => upgrade(request, peer, Service::Echo, shared),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `GET /healthz`: liveness and a few gauges, as JSON.
+fn health(method: &Method, shared: &Shared) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return method_not_allowed("GET, HEAD");
+    }
+    let body = serde_json::to_vec(&shared.stats.health()).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Validates a WebSocket handshake (RFC 6455, section 4.2.1) and, if it is
+/// sound and a connection slot is free, answers 101 and hands the
+/// connection to `service`.
+fn upgrade(
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+    service: Service,
+    shared: &Arc<Shared>,
+) -> Response<Body> {
+    let headers = request.headers();
+    if !is_websocket_upgrade(headers) {
+        let mut response = text(
+            StatusCode::UPGRADE_REQUIRED,
+            "This is a WebSocket endpoint: connect with a WebSocket client, e.g. \
+             new WebSocket(\"ws://HOST:PORT/echo\").\n",
+        );
+        let headers = response.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static(WEBSOCKET_VERSION),
+        );
+        return response;
+    }
+    if request.method() != Method::GET {
+        return method_not_allowed("GET");
+    }
+    if request.version() != Version::HTTP_11 {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "WebSocket handshakes need HTTP/1.1\n",
+        );
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(WEBSOCKET_VERSION.as_bytes())
+    {
+        let mut response = text(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported Sec-WebSocket-Version: use 13\n",
+        );
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static(WEBSOCKET_VERSION),
+        );
+        return response;
+    }
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|key| key.len() == 24)
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "missing or malformed Sec-WebSocket-Key\n",
+        );
+    };
+    let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) else {
+        return text(StatusCode::BAD_REQUEST, "malformed Sec-WebSocket-Key\n");
+    };
+    let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
+        debug!(%peer, "connection limit reached");
+        let mut response = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections: try again later\n",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    shared.tasks.spawn(connection::serve(
+        on_upgrade,
+        permit,
+        peer,
+        service,
+        Arc::clone(shared),
+    ));
+
+    let mut response = Response::new(Body::default());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    response
+}
+
+/// `Connection` lists `upgrade` and `Upgrade` is `websocket`, both compared
+/// without regard to case as RFC 6455 requires.
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    let upgrade_websocket = headers
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("websocket"));
+    connection_upgrade && upgrade_websocket
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn upgrade_headers_are_matched_without_case_and_in_lists() {
+        assert!(is_websocket_upgrade(&headers(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+        ])));
+        assert!(!is_websocket_upgrade(&headers(&[("upgrade", "websocket")])));
+        assert!(!is_websocket_upgrade(&headers(&[
+            ("connection", "upgrade"),
+            ("upgrade", "h2c"),
+        ])));
+    }
+}

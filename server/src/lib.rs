@@ -1,0 +1,31 @@
+//! Duplex: a full-duplex WebSocket server.
+//!
+//! [`run`] serves a bound listener until a shutdown future resolves:
+//! WebSocket echo on `/` and `/echo`, `GET /healthz`, RFC 6455 close codes
+//! for protocol errors, limits and timeouts from [`Config`], and a graceful
+//! shutdown that closes every client with 1001.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = duplex_server::Config::default();
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! duplex_server::run(listener, config, duplex_server::shutdown::signal()).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod close;
+mod config;
+mod connection;
+mod echo;
+mod error;
+mod http;
+mod keepalive;
+mod server;
+pub mod shutdown;
+mod stats;
+pub mod telemetry;
+
+pub use config::{Config, LogFormat, parse_size};
+pub use error::{ConfigError, Error};
+pub use server::run;

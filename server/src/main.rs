@@ -1,0 +1,42 @@
+//! The `duplex` binary: parse the command line, set up logging, bind, and
+//! hand over to [`duplex_server::run`] until SIGINT or SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use duplex_server::{Config, LogFormat};
+
+/// Duplex: a conformant, hardened, full-duplex WebSocket server.
+///
+/// Echo on ws://ADDR/ and ws://ADDR/echo; health on http://ADDR/healthz.
+/// Every option can also be set through the environment variable shown.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+
+    /// Log format: text for people, json for log collectors. Filter with
+    /// RUST_LOG (default: info; one line per connection when it ends).
+    #[arg(long, env = "DUPLEX_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    duplex_server::telemetry::init(cli.log_format);
+    cli.config.validate().context("invalid configuration")?;
+
+    // Each connection is a file descriptor; the usual soft limit (1024) is
+    // far below --max-connections, the hard limit usually is not.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "file descriptor limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the file descriptor limit"),
+    }
+
+    let listener = tokio::net::TcpListener::bind(cli.config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.config.listen))?;
+    duplex_server::run(listener, cli.config, duplex_server::shutdown::signal()).await?;
+    Ok(())
+}
