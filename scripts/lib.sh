@@ -1,0 +1,44 @@
+# Shared helpers for the scripts in this folder. Source it; do not run it.
+# shellcheck shell=bash
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Tools the project installs for itself live outside the clone, so a fresh
+# clone on the same machine reuses them (setup.sh skips what is present).
+TOOLS="${DUPLEX_TOOLS:-$HOME/.cache/duplex}"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# Pinned versions: a change here is a deliberate upgrade.
+KOSOKU_VERSION="0.1.0"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# start_server LOGFILE ARGS... : starts the release server on a free
+# loopback port; sets SERVER_PID and SERVER_ADDR from its "listening" line.
+start_server() {
+    local log="$1"; shift
+    RUST_LOG="${RUST_LOG:-warn,duplex_server::server=info}" \
+        "$ROOT/target/release/duplex" --listen 127.0.0.1:0 --log-format json "$@" 2>"$log" &
+    SERVER_PID=$!
+    SERVER_ADDR=""
+    for _ in $(seq 1 100); do
+        SERVER_ADDR="$(sed -n 's/.*"local":"\([0-9.:]*\)".*/\1/p' "$log" | head -n1)"
+        [ -n "$SERVER_ADDR" ] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; die "server exited at start"; }
+        sleep 0.1
+    done
+    kill "$SERVER_PID" 2>/dev/null || true
+    die "server did not report its address within 10 s (log: $log)"
+}
+
+# stop_server : SIGTERM, then wait; fails unless it exits 0 (graceful).
+stop_server() {
+    [ -n "${SERVER_PID:-}" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    local status=0
+    wait "$SERVER_PID" || status=$?
+    SERVER_PID=""
+    [ "$status" -eq 0 ] || die "server exited with status $status after SIGTERM (expected 0)"
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The one command that runs every check: installs what is missing
+# (idempotently), then formatting, lints, the Autobahn conformance run and
+# every test suite, and ends with a summary of each stage.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+started=$SECONDS
+summary=()
+stage() {
+    local name="$1"; shift
+    say "$name"
+    local t0=$SECONDS status=0
+    "$@" || status=$?
+    local took=$((SECONDS - t0))
+    if [ "$status" -ne 0 ]; then
+        summary+=("FAIL  ${took}s  $name")
+        print_summary
+        die "$name failed (exit $status)"
+    fi
+    summary+=("ok    ${took}s  $name")
+}
+print_summary() {
+    printf '\n==> summary\n' >&2
+    printf '  %s\n' "${summary[@]}" >&2
+    printf '  total %ss\n' "$((SECONDS - started))" >&2
+}
+
+stage "setup (installs only what is missing)" scripts/setup.sh
+stage "cargo fmt --check" cargo fmt --all --check
+stage "cargo clippy (native, all targets, -D warnings)" \
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+stage "Autobahn TestSuite vs autobahn/expected.json" scripts/autobahn.sh
+stage "doc tests" cargo test --workspace --doc --locked --quiet
+stage "unit and integration tests (cargo nextest)" \
+    cargo nextest run --workspace --locked --no-fail-fast
+print_summary
+say "all checks passed"
