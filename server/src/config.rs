@@ -5,6 +5,7 @@
 //! `--help` text is the documentation.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -93,6 +94,13 @@ pub struct Config {
     /// orchestrator waits before SIGKILL.
     #[arg(long, env = "DUPLEX_SHUTDOWN_GRACE", default_value = defaults::SHUTDOWN_GRACE, value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Serve the web UI from this folder (the output of `trunk build
+    /// --release`, e.g. `dist`): plain GETs to `/` get its index.html and
+    /// other paths its files, while upgrade requests on `/` still echo, so
+    /// one binary serves page and sockets. Unset: no files are served.
+    #[arg(long, env = "DUPLEX_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
 }
 
 /// The defaults, written once: clap shows them in `--help` and
@@ -134,6 +142,7 @@ impl Default for Config {
             write_timeout: duration(defaults::WRITE_TIMEOUT),
             close_timeout: duration(defaults::CLOSE_TIMEOUT),
             shutdown_grace: duration(defaults::SHUTDOWN_GRACE),
+            ui_dir: None,
         }
     }
 }
@@ -174,6 +183,11 @@ impl Config {
                 outbound: self.max_outbound_buffer,
                 message: self.max_message_size,
             });
+        }
+        if let Some(dir) = &self.ui_dir {
+            if !dir.join("index.html").is_file() {
+                return Err(ConfigError::UiDirWithoutIndex(dir.clone()));
+            }
         }
         if self.idle_timeout <= self.ping_interval {
             return Err(ConfigError::IdleNotAbovePing {

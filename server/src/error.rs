@@ -2,6 +2,7 @@
 //! one of these: it is logged in that connection's task and ends only it.
 
 use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Why [`crate::run`] could not start or keep serving.
@@ -49,4 +50,7 @@ pub enum ConfigError {
         /// The configured ping interval.
         ping: Duration,
     },
+    /// `--ui-dir` must hold a built UI (run `trunk build --release`).
+    #[error("--ui-dir {0:?} has no index.html: build the UI first (trunk build --release)")]
+    UiDirWithoutIndex(PathBuf),
 }

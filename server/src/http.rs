@@ -1,15 +1,16 @@
 //! HTTP before the upgrade: route each request, answer plain requests
-//! (`/healthz`, errors), and validate WebSocket handshakes before handing
-//! the connection to [`crate::connection`]. Nothing a client sends here can
-//! panic: malformed requests get hyper's 400, slow ones the handshake
-//! timeout.
+//! (`/healthz`, the UI's files, errors), and validate WebSocket handshakes
+//! before handing the connection to [`crate::connection`]. Nothing a client
+//! sends here can panic: malformed requests get hyper's 400, slow ones the
+//! handshake timeout.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
@@ -18,13 +19,14 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tracing::debug;
+use tower_http::services::ServeDir;
+use tracing::{debug, warn};
 
 use crate::connection::{self, Service};
 use crate::server::Shared;
 
-/// Response bodies are small and whole.
-type Body = Full<Bytes>;
+/// Response bodies: small whole ones, or files streamed from `--ui-dir`.
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// The only WebSocket protocol version (RFC 6455, section 4.1).
 const WEBSOCKET_VERSION: &str = "13";
@@ -37,8 +39,8 @@ pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
     let service = {
         let shared = Arc::clone(&shared);
         service_fn(move |request| {
-            let response = route(request, peer, &shared);
-            async move { Ok::<_, Infallible>(response) }
+            let shared = Arc::clone(&shared);
+            async move { Ok::<_, Infallible>(route(request, peer, &shared).await) }
         })
     };
     let connection = http1::Builder::new()
@@ -57,11 +59,35 @@ pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
 }
 
 /// Chooses the answer to one request.
-fn route(request: Request<Incoming>, peer: SocketAddr, shared: &Arc<Shared>) -> Response<Body> {
-    match request.uri().path() {
-        "/healthz" => health(request.method(), shared),
-        "/" | "/echo" => upgrade(request, peer, Service::Echo, shared),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+async fn route(
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Response<Body> {
+    let path = request.uri().path();
+    match (path, &shared.ui) {
+        ("/healthz", _) => health(request.method(), shared),
+        ("/echo", _) => upgrade(request, peer, Service::Echo, shared),
+        ("/", _) if is_websocket_upgrade(request.headers()) => {
+            upgrade(request, peer, Service::Echo, shared)
+        }
+        ("/", None) => upgrade(request, peer, Service::Echo, shared),
+        (_, Some(ui)) => static_file(request, ui).await,
+        (_, None) => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// A file of the built UI (`--ui-dir`); `/` is its index.html.
+async fn static_file(request: Request<Incoming>, ui: &ServeDir) -> Response<Body> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return method_not_allowed("GET, HEAD");
+    }
+    match ui.clone().try_call(request).await {
+        Ok(response) => response.map(|body| body.map_err(std::io::Error::other).boxed_unsync()),
+        Err(error) => {
+            warn!(%error, "cannot read a UI file");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n")
+        }
     }
 }
 
@@ -71,7 +97,7 @@ fn health(method: &Method, shared: &Shared) -> Response<Body> {
         return method_not_allowed("GET, HEAD");
     }
     let body = serde_json::to_vec(&shared.stats.health()).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(full(Bytes::from(body)));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -163,7 +189,7 @@ fn upgrade(
         Arc::clone(shared),
     ));
 
-    let mut response = Response::new(Body::default());
+    let mut response = Response::new(full(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -188,8 +214,14 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     connection_upgrade && upgrade_websocket
 }
 
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,6 +1,8 @@
 //! The `duplex` binary: parse the command line, set up logging, bind, and
 //! hand over to [`duplex_server::run`] until SIGINT or SIGTERM.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::Parser;
 use duplex_server::{Config, LogFormat};
@@ -21,9 +23,21 @@ struct Cli {
     log_format: LogFormat,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match serve(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The whole chain on one line, without a backtrace: these are
+            // operator errors (a bad flag, a busy port), not bugs.
+            eprintln!("duplex: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn serve(cli: Cli) -> anyhow::Result<()> {
     duplex_server::telemetry::init(cli.log_format);
     cli.config.validate().context("invalid configuration")?;
 

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::services::ServeDir;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
@@ -35,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them to finish.
     pub(crate) tasks: TaskTracker,
+    /// The built UI's files (`--ui-dir`), if any.
+    pub(crate) ui: Option<ServeDir>,
 }
 
 /// Serves WebSocket and HTTP clients on `listener` until `shutdown`
@@ -55,10 +58,11 @@ pub async fn run(
     let grace = config.shutdown_grace;
     let shared = Arc::new(Shared {
         permits: Arc::new(Semaphore::new(config.max_connections)),
-        config,
         stats: ServerStats::new(),
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        ui: config.ui_dir.as_ref().map(ServeDir::new),
+        config,
     });
     info!(%local, "listening: echo on ws://{local}/ and ws://{local}/echo, health on http://{local}/healthz");
 
