@@ -52,10 +52,10 @@ pub struct Config {
     pub read_buffer_size: usize,
 
     /// Bytes of outbound frames a connection may hold before it stops being
-    /// read (bytes, or with KiB/MiB/GiB). A reply is written before the next
-    /// message is read, so a client that never reads is throttled by TCP
-    /// backpressure and this caps what the server buffers for it; it must
-    /// hold at least one message of the maximum size.
+    /// read (bytes, or with KiB/MiB/GiB). Replies are written before more
+    /// input is read, so a client that never reads is throttled by TCP
+    /// backpressure and this caps what the server buffers for it. It must
+    /// hold one message of the maximum size plus the 64 KiB write batch.
     #[arg(long, env = "DUPLEX_MAX_OUTBOUND_BUFFER", default_value = defaults::MAX_OUTBOUND_BUFFER, value_parser = parse_size)]
     pub max_outbound_buffer: usize,
 
@@ -178,10 +178,13 @@ impl Config {
                 message: self.max_message_size,
             });
         }
-        if self.max_outbound_buffer < self.max_message_size {
-            return Err(ConfigError::OutboundSmallerThanMessage {
+        // tungstenite counts whole frames (header included) against this
+        // bound, on top of up to one write batch already queued.
+        let needed = self.max_message_size + crate::connection::WRITE_BATCH + MAX_FRAME_HEADER;
+        if self.max_outbound_buffer < needed {
+            return Err(ConfigError::OutboundTooSmall {
                 outbound: self.max_outbound_buffer,
-                message: self.max_message_size,
+                needed,
             });
         }
         if let Some(dir) = &self.ui_dir {
@@ -202,14 +205,17 @@ impl Config {
     pub(crate) fn websocket(&self) -> WebSocketConfig {
         WebSocketConfig::default()
             .read_buffer_size(self.read_buffer_size)
-            // Every send is flushed, so frames are written as they are
-            // produced; buffering more would only delay them.
-            .write_buffer_size(0)
+            // Replies are batched up to this, then flushed once per batch.
+            .write_buffer_size(crate::connection::WRITE_BATCH)
             .max_write_buffer_size(self.max_outbound_buffer)
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_frame_size))
     }
 }
+
+/// The largest WebSocket frame header a server writes: 2 bytes, 8 bytes of
+/// extended length, no mask (RFC 6455, section 5.2).
+const MAX_FRAME_HEADER: usize = 10;
 
 /// Output format of the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -287,6 +293,14 @@ mod tests {
         assert!(matches!(
             config.validate(),
             Err(ConfigError::IdleNotAbovePing { .. })
+        ));
+        // Regression: a maximum-size echo must fit in the outbound bound,
+        // frame header and queued batch included.
+        let mut config = Config::default();
+        config.max_outbound_buffer = config.max_message_size;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::OutboundTooSmall { .. })
         ));
         let config = Config {
             max_connections: 0,

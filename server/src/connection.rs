@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -27,6 +27,17 @@ use crate::echo;
 use crate::keepalive::{Due, Keepalive};
 use crate::server::Shared;
 use crate::stats::Traffic;
+
+/// Most messages answered before the replies are flushed and the other
+/// events (shutdown, keepalive) get a look in: bounds the latency a flood
+/// of input can add to them.
+const MAX_BATCH: usize = 64;
+
+/// Bytes of replies queued before tungstenite writes them to the socket
+/// without waiting for the end of the batch. Large enough for a batch of
+/// small replies to go out in one system call, small enough to keep the
+/// per-connection buffer modest.
+pub(crate) const WRITE_BATCH: usize = 64 * 1024;
 
 /// Which service answers the messages of a connection, chosen by its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,14 +152,18 @@ where
         let interval = self.shared.config.ping_interval;
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Registered once, not once per message: creating the future adds a
+        // waiter to the token's list under a lock.
         let shutdown = self.shared.shutdown.clone();
+        let shutdown = shutdown.cancelled();
+        tokio::pin!(shutdown);
         // Set once the peer's Close arrives; the handshake completes on the
         // next read, which flushes our answer and then ends the stream.
         let mut peer_close = None;
         loop {
             let event = tokio::select! {
                 biased;
-                () = shutdown.cancelled(), if peer_close.is_none() => Event::Shutdown,
+                () = &mut shutdown, if peer_close.is_none() => Event::Shutdown,
                 _ = ticker.tick(), if peer_close.is_none() => Event::Tick,
                 incoming = self.ws.next() => Event::Incoming(incoming),
             };
@@ -161,53 +176,97 @@ where
                 }
                 Event::Tick => match self.keepalive.tick() {
                     Due::Nothing => {}
-                    Due::Ping => self.send(Message::Ping(Default::default())).await?,
+                    Due::Ping => {
+                        self.feed(Message::Ping(Default::default())).await?;
+                        self.flush().await?;
+                    }
                     Due::Expired => {
                         let wait = self.shared.config.close_timeout;
                         return Err(self.close(CloseCode::Away, "idle timeout", wait).await);
                     }
                 },
-                Event::Incoming(Some(Ok(message))) => {
-                    self.keepalive.heard();
-                    match message {
-                        Message::Text(_) | Message::Binary(_) => {
-                            self.traffic.received(message.len());
-                            let reply = match self.service {
-                                Service::Echo => echo::reply(message),
-                            };
-                            if let Some(reply) = reply {
-                                self.send(reply).await?;
+                Event::Incoming(mut incoming) => {
+                    // Answer everything that is already readable, then write
+                    // the replies with one flush: a pipelining client gets
+                    // one write system call per batch, not per message.
+                    for _ in 0..MAX_BATCH {
+                        match incoming {
+                            Some(Ok(message)) => self.on_message(message, &mut peer_close).await?,
+                            Some(Err(error)) => {
+                                // Replies to earlier messages still go out
+                                // before the close frame, when they can.
+                                let _ = self.flush().await;
+                                return Err(self.fail(error).await);
+                            }
+                            None => {
+                                return Err(match peer_close {
+                                    Some(frame) => Ending::ByPeer(frame),
+                                    None => {
+                                        Ending::Dropped(Abort::Transport(WsError::ConnectionClosed))
+                                    }
+                                });
                             }
                         }
-                        Message::Close(frame) => peer_close = Some(frame),
-                        // tungstenite queues the pong itself and writes it
-                        // on the next read; pongs only prove liveness.
-                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                        match self.ws.next().now_or_never() {
+                            Some(next) => incoming = next,
+                            None => break,
+                        }
                     }
-                }
-                Event::Incoming(Some(Err(error))) => return Err(self.fail(error).await),
-                Event::Incoming(None) => {
-                    return Err(match peer_close {
-                        Some(frame) => Ending::ByPeer(frame),
-                        None => Ending::Dropped(Abort::Transport(WsError::ConnectionClosed)),
-                    });
+                    self.flush().await?;
                 }
             }
         }
     }
 
-    /// Writes one message within the write timeout. A client that does not
-    /// take it in time, or a broken socket, ends the connection.
-    async fn send(&mut self, message: Message) -> Result<(), Ending> {
+    /// Handles one incoming message: data goes to the service and its reply
+    /// is queued; control frames prove the peer is alive.
+    async fn on_message(
+        &mut self,
+        message: Message,
+        peer_close: &mut Option<Option<CloseFrame>>,
+    ) -> Result<(), Ending> {
+        self.keepalive.heard();
+        match message {
+            Message::Text(_) | Message::Binary(_) => {
+                self.traffic.received(message.len());
+                let reply = match self.service {
+                    Service::Echo => echo::reply(message),
+                };
+                if let Some(reply) = reply {
+                    self.feed(reply).await?;
+                }
+            }
+            Message::Close(frame) => *peer_close = Some(frame),
+            // tungstenite queues the pong itself and writes it on the next
+            // read; pongs only prove liveness.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Queues one message for writing. tungstenite writes to the socket once
+    /// [`WRITE_BATCH`] bytes are queued; when the socket is full this waits,
+    /// up to the write timeout, so a client that does not read stops being
+    /// read and holds at most that much of our memory.
+    async fn feed(&mut self, message: Message) -> Result<(), Ending> {
         let len = message.len();
         let counted = message.is_text() || message.is_binary();
-        match timeout(self.shared.config.write_timeout, self.ws.send(message)).await {
+        match timeout(self.shared.config.write_timeout, self.ws.feed(message)).await {
             Ok(Ok(())) => {
                 if counted {
                     self.traffic.sent(len);
                 }
                 Ok(())
             }
+            Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(error))),
+            Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
+        }
+    }
+
+    /// Writes out everything queued, within the write timeout.
+    async fn flush(&mut self) -> Result<(), Ending> {
+        match timeout(self.shared.config.write_timeout, self.ws.flush()).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(error))),
             Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
         }

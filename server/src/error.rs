@@ -32,15 +32,16 @@ pub enum ConfigError {
         /// The configured maximum message size.
         message: usize,
     },
-    /// The outbound buffer must hold at least one echoed message.
+    /// The outbound bound must hold one maximum-size message (with its frame
+    /// header) on top of a queued write batch.
     #[error(
-        "--max-outbound-buffer ({outbound} bytes) is smaller than --max-message-size ({message} bytes)"
+        "--max-outbound-buffer ({outbound} bytes) must be at least {needed} bytes: one message of --max-message-size plus the 64 KiB write batch and a frame header"
     )]
-    OutboundSmallerThanMessage {
+    OutboundTooSmall {
         /// The configured outbound buffer bound.
         outbound: usize,
-        /// The configured maximum message size.
-        message: usize,
+        /// The smallest bound that works with the configured message size.
+        needed: usize,
     },
     /// A connection would be declared dead before it is ever pinged.
     #[error("--idle-timeout ({idle:?}) must be longer than --ping-interval ({ping:?})")]

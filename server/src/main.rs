@@ -21,11 +21,18 @@ struct Cli {
     /// RUST_LOG (default: info; one line per connection when it ends).
     #[arg(long, env = "DUPLEX_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+
+    /// Runtime worker threads. 0: one per CPU this process may use (taskset
+    /// and cgroup limits count). 1 runs everything on a single-threaded
+    /// runtime, which skips the work-stealing scheduler's synchronisation and
+    /// is the fastest choice on one core.
+    #[arg(long, env = "DUPLEX_WORKERS", default_value_t = 0)]
+    workers: usize,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match serve(cli) {
+    match runtime(cli.workers).and_then(|runtime| runtime.block_on(serve(cli))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // The whole chain on one line, without a backtrace: these are
@@ -36,7 +43,25 @@ fn main() -> ExitCode {
     }
 }
 
-#[tokio::main]
+/// A single-threaded runtime for one worker, work-stealing otherwise.
+fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let workers = match workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 async fn serve(cli: Cli) -> anyhow::Result<()> {
     duplex_server::telemetry::init(cli.log_format);
     cli.config.validate().context("invalid configuration")?;
