@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior, timeout, timeout_at};
@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::close::{self, Abort, Ending};
 use crate::echo;
@@ -68,28 +68,34 @@ pub(crate) async fn serve(
     let config = Some(shared.config.websocket());
     // Unwrap hyper's boxed IO back into the TcpStream so reads and writes
     // are direct calls; keep whatever hyper had read past the request.
-    match upgraded.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => {
-            let tcp = parts.io.into_inner();
-            let ws = if parts.read_buf.is_empty() {
-                WebSocketStream::from_raw_socket(tcp, Role::Server, config).await
-            } else {
-                let read = parts.read_buf.to_vec();
-                WebSocketStream::from_partially_read(tcp, read, Role::Server, config).await
-            };
-            Session::new(ws, peer, service, &shared).run().await;
+    let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => parts,
+        Err(_) => {
+            // Only happens if http.rs serves something other than a
+            // TcpStream, a bug: refuse rather than run a slower path.
+            warn!(%peer, "upgraded connection is not a TCP stream; closing it");
+            return;
         }
-        Err(upgraded) => {
-            let io: TokioIo<Upgraded> = TokioIo::new(upgraded);
-            let ws = WebSocketStream::from_raw_socket(io, Role::Server, config).await;
-            Session::new(ws, peer, service, &shared).run().await;
-        }
-    }
+    };
+    let tcp = parts.io.into_inner();
+    let primed = !parts.read_buf.is_empty();
+    let ws = if primed {
+        let read = parts.read_buf.to_vec();
+        WebSocketStream::from_partially_read(tcp, read, Role::Server, config).await
+    } else {
+        WebSocketStream::from_raw_socket(tcp, Role::Server, config).await
+    };
+    Session::new(ws, peer, service, primed, &shared).run().await;
 }
 
 /// The state of one WebSocket connection.
-struct Session<'a, S> {
-    ws: WebSocketStream<S>,
+struct Session<'a> {
+    ws: WebSocketStream<TcpStream>,
+    /// Whether tungstenite has started reading. Until the socket first
+    /// becomes readable we wait on the socket itself: tungstenite fills its
+    /// whole read buffer with zeros before each read, so reading early would
+    /// make every idle connection pay for a resident buffer.
+    primed: bool,
     /// For the log line.
     peer: SocketAddr,
     service: Service,
@@ -104,16 +110,21 @@ enum Event {
     Shutdown,
     Tick,
     Incoming(Option<Result<Message, WsError>>),
+    Readable(std::io::Result<()>),
 }
 
-impl<'a, S> Session<'a, S>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    fn new(ws: WebSocketStream<S>, peer: SocketAddr, service: Service, shared: &'a Shared) -> Self {
+impl<'a> Session<'a> {
+    fn new(
+        ws: WebSocketStream<TcpStream>,
+        peer: SocketAddr,
+        service: Service,
+        primed: bool,
+        shared: &'a Shared,
+    ) -> Self {
         let config = &shared.config;
         Self {
             ws,
+            primed,
             peer,
             service,
             shared,
@@ -161,11 +172,20 @@ where
         // next read, which flushes our answer and then ends the stream.
         let mut peer_close = None;
         loop {
+            let (ws, primed) = (&mut self.ws, self.primed);
+            // Both arms are cancel-safe: nothing is lost if another branch wins.
+            let input = async move {
+                if primed {
+                    Event::Incoming(ws.next().await)
+                } else {
+                    Event::Readable(ws.get_ref().readable().await)
+                }
+            };
             let event = tokio::select! {
                 biased;
                 () = &mut shutdown, if peer_close.is_none() => Event::Shutdown,
                 _ = ticker.tick(), if peer_close.is_none() => Event::Tick,
-                incoming = self.ws.next() => Event::Incoming(incoming),
+                event = input => event,
             };
             match event {
                 Event::Shutdown => {
@@ -185,6 +205,10 @@ where
                         return Err(self.close(CloseCode::Away, "idle timeout", wait).await);
                     }
                 },
+                Event::Readable(Ok(())) => self.primed = true,
+                Event::Readable(Err(error)) => {
+                    return Err(Ending::Dropped(Abort::Transport(WsError::Io(error))));
+                }
                 Event::Incoming(mut incoming) => {
                     // Answer everything that is already readable, then write
                     // the replies with one flush: a pipelining client gets
