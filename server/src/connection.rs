@@ -27,6 +27,7 @@ use crate::echo;
 use crate::keepalive::{Due, Keepalive};
 use crate::server::Shared;
 use crate::stats::Traffic;
+use crate::wire::Wire;
 
 /// Most messages answered before the replies are flushed and the other
 /// events (shutdown, keepalive) get a look in: bounds the latency a flood
@@ -77,7 +78,7 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let tcp = parts.io.into_inner();
+    let tcp = Wire::new(parts.io.into_inner());
     let primed = !parts.read_buf.is_empty();
     let ws = if primed {
         let read = parts.read_buf.to_vec();
@@ -90,7 +91,7 @@ pub(crate) async fn serve(
 
 /// The state of one WebSocket connection.
 struct Session<'a> {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Wire>,
     /// Whether tungstenite has started reading. Until the socket first
     /// becomes readable we wait on the socket itself: tungstenite fills its
     /// whole read buffer with zeros before each read, so reading early would
@@ -115,7 +116,7 @@ enum Event {
 
 impl<'a> Session<'a> {
     fn new(
-        ws: WebSocketStream<TcpStream>,
+        ws: WebSocketStream<Wire>,
         peer: SocketAddr,
         service: Service,
         primed: bool,
@@ -142,6 +143,14 @@ impl<'a> Session<'a> {
             Err(ending) => ending,
             Ok(never) => match never {},
         };
+        if let Ending::ByPeer(_)
+        | Ending::ByServer {
+            acknowledged: true, ..
+        } = ending
+        {
+            self.linger(Instant::now() + self.shared.config.close_timeout)
+                .await;
+        }
         let t = self.traffic;
         info!(
             peer = %self.peer,
@@ -178,7 +187,7 @@ impl<'a> Session<'a> {
                 if primed {
                     Event::Incoming(ws.next().await)
                 } else {
-                    Event::Readable(ws.get_ref().readable().await)
+                    Event::Readable(ws.get_ref().tcp().readable().await)
                 }
             };
             let event = tokio::select! {
@@ -194,7 +203,7 @@ impl<'a> Session<'a> {
                         .close(CloseCode::Away, "server shutting down", grace)
                         .await);
                 }
-                Event::Tick => match self.keepalive.tick() {
+                Event::Tick => match self.keepalive.tick(self.ws.get_mut().take_heard()) {
                     Due::Nothing => {}
                     Due::Ping => {
                         self.feed(Message::Ping(Default::default())).await?;
@@ -249,7 +258,6 @@ impl<'a> Session<'a> {
         message: Message,
         peer_close: &mut Option<Option<CloseFrame>>,
     ) -> Result<(), Ending> {
-        self.keepalive.heard();
         match message {
             Message::Text(_) | Message::Binary(_) => {
                 self.traffic.received(message.len());
@@ -329,18 +337,27 @@ impl<'a> Session<'a> {
         let deadline = Instant::now() + self.shared.config.close_timeout;
         let sent = timeout_at(deadline, self.ws.send(Message::Close(Some(frame.clone())))).await;
         if matches!(sent, Ok(Ok(()))) {
-            let io = self.ws.get_mut();
-            let _ = timeout_at(deadline, async {
-                io.shutdown().await?;
-                let mut scratch = [0u8; 4096];
-                while io.read(&mut scratch).await? > 0 {}
-                Ok::<_, std::io::Error>(())
-            })
-            .await;
+            self.linger(deadline).await;
         }
         Ending::ByServer {
             frame,
             acknowledged: false,
         }
+    }
+
+    /// Ends the TCP connection the way RFC 6455 (section 7.1.1) wants it
+    /// after the close frames: the server half-closes first, then reads
+    /// whatever the peer still sends until it hangs up or `deadline`.
+    /// Dropping a socket with unread input would reset it, and a reset can
+    /// destroy our Close frame before the peer reads it.
+    async fn linger(&mut self, deadline: Instant) {
+        let io = self.ws.get_mut();
+        let _ = timeout_at(deadline, async {
+            io.shutdown().await?;
+            let mut scratch = [0u8; 1024];
+            while io.read(&mut scratch).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
     }
 }

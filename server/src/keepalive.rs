@@ -1,6 +1,7 @@
 //! Liveness of one connection: when to ping, when to give up on a silent
-//! peer. Pure logic driven by a periodic tick, so it is tested without a
-//! socket and costs nothing per message beyond setting a flag.
+//! peer. Pure logic driven by a periodic tick that is told whether any byte
+//! arrived since the last one, so it is tested without a socket and costs
+//! nothing per message.
 
 use std::time::Duration;
 
@@ -22,8 +23,6 @@ pub(crate) struct Keepalive {
     interval: Duration,
     /// Silence after which the peer is considered gone.
     idle_timeout: Duration,
-    /// Set by every frame received; cleared at each tick.
-    heard: bool,
     /// Silence accumulated over the ticks since something was last heard.
     quiet: Duration,
 }
@@ -33,20 +32,14 @@ impl Keepalive {
         Self {
             interval,
             idle_timeout,
-            heard: false,
             quiet: Duration::ZERO,
         }
     }
 
-    /// Records that a frame (data, ping, pong or close) came in.
-    #[inline]
-    pub(crate) fn heard(&mut self) {
-        self.heard = true;
-    }
-
-    /// Called once per interval; says what is due.
-    pub(crate) fn tick(&mut self) -> Due {
-        if std::mem::take(&mut self.heard) {
+    /// Called once per interval with whether anything (data, ping, pong,
+    /// part of a frame) arrived since the last tick; says what is due.
+    pub(crate) fn tick(&mut self, heard: bool) -> Due {
+        if heard {
             self.quiet = Duration::ZERO;
             return Due::Nothing;
         }
@@ -67,28 +60,26 @@ mod tests {
     fn a_talking_peer_is_never_pinged() {
         let mut k = Keepalive::new(Duration::from_secs(20), Duration::from_secs(60));
         for _ in 0..10 {
-            k.heard();
-            assert_eq!(k.tick(), Due::Nothing);
+            assert_eq!(k.tick(true), Due::Nothing);
         }
     }
 
     #[test]
     fn a_silent_peer_is_pinged_then_expires() {
         let mut k = Keepalive::new(Duration::from_secs(20), Duration::from_secs(60));
-        assert_eq!(k.tick(), Due::Ping);
-        assert_eq!(k.tick(), Due::Ping);
-        assert_eq!(k.tick(), Due::Expired);
+        assert_eq!(k.tick(false), Due::Ping);
+        assert_eq!(k.tick(false), Due::Ping);
+        assert_eq!(k.tick(false), Due::Expired);
     }
 
     #[test]
     fn a_pong_resets_the_silence() {
         let mut k = Keepalive::new(Duration::from_secs(20), Duration::from_secs(60));
-        assert_eq!(k.tick(), Due::Ping);
-        assert_eq!(k.tick(), Due::Ping);
-        k.heard();
-        assert_eq!(k.tick(), Due::Nothing);
-        assert_eq!(k.tick(), Due::Ping);
-        assert_eq!(k.tick(), Due::Ping);
-        assert_eq!(k.tick(), Due::Expired);
+        assert_eq!(k.tick(false), Due::Ping);
+        assert_eq!(k.tick(false), Due::Ping);
+        assert_eq!(k.tick(true), Due::Nothing);
+        assert_eq!(k.tick(false), Due::Ping);
+        assert_eq!(k.tick(false), Due::Ping);
+        assert_eq!(k.tick(false), Due::Expired);
     }
 }

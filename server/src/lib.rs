@@ -24,7 +24,9 @@ mod keepalive;
 mod server;
 pub mod shutdown;
 mod stats;
+mod tasks;
 pub mod telemetry;
+mod wire;
 
 pub use config::{Config, LogFormat, parse_size};
 pub use error::{ConfigError, Error};

@@ -9,13 +9,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::stats::ServerStats;
+use crate::tasks::Tasks;
 
 /// First pause after an accept error that is not about one connection
 /// (EMFILE, ENFILE, ENOBUFS, ENOMEM): the condition usually lasts a moment,
@@ -34,8 +34,8 @@ pub(crate) struct Shared {
     pub(crate) stats: ServerStats,
     /// Cancelled when shutdown starts: every connection sends Close 1001.
     pub(crate) shutdown: CancellationToken,
-    /// Every connection task, so shutdown can wait for them to finish.
-    pub(crate) tasks: TaskTracker,
+    /// Every connection task, so shutdown can wait for them or stop them.
+    pub(crate) tasks: Arc<Tasks>,
     /// The built UI's files (`--ui-dir`), if any.
     pub(crate) ui: Option<ServeDir>,
 }
@@ -60,7 +60,7 @@ pub async fn run(
         permits: Arc::new(Semaphore::new(config.max_connections)),
         stats: ServerStats::new(),
         shutdown: CancellationToken::new(),
-        tasks: TaskTracker::new(),
+        tasks: Arc::new(Tasks::default()),
         ui: config.ui_dir.as_ref().map(ServeDir::new),
         config,
     });
@@ -88,6 +88,9 @@ pub async fn run(
             left = shared.tasks.len(),
             "grace period over: dropping the remaining connections"
         );
+        shared.tasks.abort_all();
+        // Aborted tasks end at their next poll; this only waits for that.
+        shared.tasks.wait().await;
     }
     info!("shutdown complete");
     Ok(())

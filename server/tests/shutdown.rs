@@ -119,13 +119,12 @@ async fn clients_still_in_the_http_phase_are_cut_at_shutdown() {
     );
 }
 
-/// Guards a server bug: `run` logs "grace period over: dropping the
-/// remaining connections" and returns, but does not drop them: their tasks
-/// keep running on the caller's runtime. A session blocked writing to a
+/// Regression (fixed): `run` logged "grace period over: dropping the
+/// remaining connections" and returned without dropping them: their tasks
+/// kept running on the caller's runtime. A session blocked writing to a
 /// client that does not read only notices the shutdown when its write
 /// times out (here 30 s), so the connection outlives `run`.
 #[tokio::test]
-#[ignore = "server bug: connections still open when the shutdown grace ends are not dropped; their tasks outlive run"]
 async fn connections_left_after_the_grace_are_dropped() {
     const MESSAGE: usize = 16 * 1024;
     let mut config = common::config();
