@@ -44,10 +44,10 @@ pub struct Config {
     #[arg(long, env = "DUPLEX_MAX_FRAME_SIZE", default_value = defaults::MAX_FRAME_SIZE, value_parser = parse_size)]
     pub max_frame_size: usize,
 
-    /// Size of each connection's read buffer, allocated when the connection
-    /// opens. tungstenite's default is 128 KiB, which dominates the memory of
-    /// an idle connection; 8 KiB keeps thousands of idle clients cheap while
-    /// still reading typical messages in one system call.
+    /// Most bytes read from a socket in one system call (bytes, or with
+    /// KiB/MiB/GiB). The buffer exists only while input waits to be parsed,
+    /// so idle connections hold none; 16 KiB takes a typical burst, or a
+    /// 16 KiB message, in one call.
     #[arg(long, env = "DUPLEX_READ_BUFFER_SIZE", default_value = defaults::READ_BUFFER_SIZE, value_parser = parse_size)]
     pub read_buffer_size: usize,
 
@@ -110,7 +110,7 @@ mod defaults {
     pub(super) const MAX_CONNECTIONS: &str = "10000";
     pub(super) const MAX_MESSAGE_SIZE: &str = "16MiB";
     pub(super) const MAX_FRAME_SIZE: &str = "16MiB";
-    pub(super) const READ_BUFFER_SIZE: &str = "8KiB";
+    pub(super) const READ_BUFFER_SIZE: &str = "16KiB";
     pub(super) const MAX_OUTBOUND_BUFFER: &str = "32MiB";
     pub(super) const HANDSHAKE_TIMEOUT: &str = "10s";
     pub(super) const PING_INTERVAL: &str = "20s";
@@ -204,7 +204,7 @@ impl Config {
     /// The tungstenite settings derived from this configuration.
     pub(crate) fn websocket(&self) -> WebSocketConfig {
         WebSocketConfig::default()
-            .read_buffer_size(self.read_buffer_size)
+            .read_buffer_size(crate::wire::FRAME_CHUNK)
             // Replies are batched up to this, then flushed once per batch.
             .write_buffer_size(crate::connection::WRITE_BATCH)
             .max_write_buffer_size(self.max_outbound_buffer)
@@ -275,7 +275,7 @@ mod tests {
         let config = Config::default();
         assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
         assert_eq!(config.max_message_size, 16 << 20);
-        assert_eq!(config.read_buffer_size, 8 << 10);
+        assert_eq!(config.read_buffer_size, 16 << 10);
         assert_eq!(config.idle_timeout, Duration::from_secs(60));
         assert_eq!(config.validate(), Ok(()));
     }

@@ -78,7 +78,7 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let tcp = Wire::new(parts.io.into_inner());
+    let tcp = Wire::new(parts.io.into_inner(), shared.config.read_buffer_size);
     let primed = !parts.read_buf.is_empty();
     let ws = if primed {
         let read = parts.read_buf.to_vec();
@@ -239,6 +239,14 @@ impl<'a> Session<'a> {
                                     }
                                 });
                             }
+                        }
+                        // Only look for more when input is known to be
+                        // there: each read call costs tungstenite a buffer
+                        // fill, wasted when it finds nothing. Messages
+                        // already parsed into tungstenite's buffer are
+                        // picked up by the next turn of the loop.
+                        if !self.ws.get_ref().input_pending() {
+                            break;
                         }
                         match self.ws.next().now_or_never() {
                             Some(next) => incoming = next,

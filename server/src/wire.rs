@@ -1,26 +1,54 @@
-//! The TCP stream under a WebSocket, with one addition: it notes when bytes
-//! arrive. Liveness is about the peer sending anything at all, and
-//! tungstenite only reports whole messages, so a slow fragmented message or
-//! a large frame trickling in would otherwise look like silence.
+//! The TCP stream under a WebSocket, with two additions.
+//!
+//! - It notes when bytes arrive. Liveness is about the peer sending anything
+//!   at all, and tungstenite only reports whole messages, so a slow
+//!   fragmented message or a large frame trickling in would otherwise look
+//!   like silence.
+//! - It reads ahead. tungstenite zero-fills its read buffer before every
+//!   read call (measured with callgrind: 74% of the server's instructions
+//!   at 20-byte echoes with an 8 KiB buffer), so we give it a small buffer,
+//!   [`FRAME_CHUNK`], and serve its reads from our own, filled by the kernel
+//!   without zeroing, up to `--read-buffer-size` per system call. That
+//!   buffer exists only while input is waiting to be parsed, so an idle
+//!   connection holds none.
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+/// The read buffer tungstenite itself gets (`WebSocketConfig`'s
+/// `read_buffer_size`): what it zero-fills before each read call. Small,
+/// because zeroing is wasted work; large enough that a typical message is
+/// parsed in one or two calls. Messages bigger than this are read from
+/// [`Wire`]'s buffer in chunks of this size, without system calls.
+pub(crate) const FRAME_CHUNK: usize = 2 * 1024;
+
 /// A `TcpStream` that remembers whether it has read anything since the
-/// last [`Wire::take_heard`].
+/// last [`Wire::take_heard`] and reads ahead into a buffer of its own.
 #[derive(Debug)]
 pub(crate) struct Wire {
     tcp: TcpStream,
+    /// Bytes arrived since the last keepalive tick.
     heard: bool,
+    /// Read from the socket, not yet handed to tungstenite. Empty with no
+    /// allocation between bursts of input.
+    ahead: BytesMut,
+    /// Most bytes one socket read may bring in (`--read-buffer-size`).
+    read_size: usize,
 }
 
 impl Wire {
-    pub(crate) fn new(tcp: TcpStream) -> Self {
-        Self { tcp, heard: false }
+    pub(crate) fn new(tcp: TcpStream, read_size: usize) -> Self {
+        Self {
+            tcp,
+            heard: false,
+            ahead: BytesMut::new(),
+            read_size,
+        }
     }
 
     /// Whether bytes arrived since the last call.
@@ -31,6 +59,17 @@ impl Wire {
     pub(crate) fn tcp(&self) -> &TcpStream {
         &self.tcp
     }
+
+    /// Whether a read would find input right now: bytes read ahead, or a
+    /// socket the runtime knows to be readable. Costs no system call; used
+    /// to decide whether to look for another message before flushing.
+    pub(crate) fn input_pending(&self) -> bool {
+        !self.ahead.is_empty()
+            || self
+                .tcp
+                .poll_read_ready(&mut Context::from_waker(Waker::noop()))
+                .is_ready()
+    }
 }
 
 impl AsyncRead for Wire {
@@ -40,12 +79,28 @@ impl AsyncRead for Wire {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut this.tcp).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.heard = true;
+        if this.ahead.is_empty() {
+            this.ahead.reserve(this.read_size);
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut this.tcp), cx, &mut this.ahead);
+            match read {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())), // end of stream
+                Poll::Ready(Ok(_)) => this.heard = true,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => {
+                    // Nothing to hold on to while waiting.
+                    this.ahead = BytesMut::new();
+                    return Poll::Pending;
+                }
+            }
         }
-        poll
+        let n = this.ahead.len().min(buf.remaining());
+        buf.put_slice(&this.ahead[..n]);
+        this.ahead.advance(n);
+        if this.ahead.is_empty() {
+            // Release the buffer between bursts: idle connections hold none.
+            this.ahead = BytesMut::new();
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
