@@ -25,3 +25,7 @@ if [ "$("$venv/bin/python" -m pip show kosoku 2>/dev/null | sed -n 's/^Version: 
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "kosoku==$KOSOKU_VERSION"
 fi
+
+# The browser client's toolchain: wasm32 target, trunk, wasm-bindgen-cli,
+# wasm-pack, wasm-opt, Chromium and chromedriver (each skipped when present).
+"$ROOT/scripts/setup-wasm.sh"

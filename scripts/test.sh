@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one command that runs every check: installs what is missing
-# (idempotently), then formatting, lints, the Autobahn conformance run and
-# every test suite, and ends with a summary of each stage.
+# (idempotently), then formatting, lints (native and wasm32), the Autobahn
+# conformance run, the browser suites in headless Chromium and every
+# native test suite, and ends with a summary of each
+# stage.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -32,6 +34,8 @@ stage "cargo clippy (native, all targets, -D warnings)" \
     cargo clippy --workspace --all-targets --locked -- -D warnings
 stage "Autobahn TestSuite vs autobahn/expected.json" scripts/autobahn.sh
 stage "doc tests" cargo test --workspace --doc --locked --quiet
+stage "browser suites: wasm32 clippy, wasm-bindgen tests and the page in headless Chromium" \
+    scripts/test-browser.sh
 stage "unit and integration tests (cargo nextest)" \
     cargo nextest run --workspace --locked --no-fail-fast
 print_summary

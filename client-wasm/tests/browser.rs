@@ -1,0 +1,478 @@
+//! Browser tests: the transport and the connection manager in headless
+//! Chromium against the real release server.
+//!
+//! `scripts/test-browser.sh` builds these with the harness
+//! (`duplex-browser-harness`) around them: it starts the server on a free
+//! loopback port and passes its URLs at build time (`option_env!`), and
+//! lets the reconnect test stop and restart the server through its control
+//! endpoint. Run alone, they fail at once and say so.
+#![cfg(target_arch = "wasm32")]
+
+use std::future::Future;
+use std::time::Duration;
+
+use duplex_client::backoff::BackoffConfig;
+use duplex_client::outbox::OutboxLimits;
+use duplex_client::session::State;
+use duplex_client::time;
+use duplex_client::{
+    CloseInfo, Connection, ConnectionConfig, Delivery, Event, Events, Message, Transport,
+    TransportError,
+};
+use futures_util::{SinkExt, StreamExt};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// The longest any single step may take before the test fails.
+const STEP: Duration = Duration::from_secs(10);
+
+/// One of the URLs the harness passes at build time.
+fn given(value: Option<&'static str>, name: &str) -> &'static str {
+    value.unwrap_or_else(|| {
+        panic!(
+            "{name} was not set when these tests were built: run them with \
+             scripts/test-browser.sh, which starts the server and sets it"
+        )
+    })
+}
+
+fn ws_url() -> &'static str {
+    given(option_env!("DUPLEX_TEST_WS_URL"), "DUPLEX_TEST_WS_URL")
+}
+
+fn dead_url() -> &'static str {
+    given(
+        option_env!("DUPLEX_TEST_DEAD_WS_URL"),
+        "DUPLEX_TEST_DEAD_WS_URL",
+    )
+}
+
+fn control_url() -> &'static str {
+    given(
+        option_env!("DUPLEX_TEST_CONTROL_URL"),
+        "DUPLEX_TEST_CONTROL_URL",
+    )
+}
+
+/// Awaits `future` for at most [`STEP`].
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    time::timeout(STEP, future)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {STEP:?} waiting for {what}"))
+}
+
+/// Asks the harness to act on the server: `/server/stop`,
+/// `/server/stop?how=kill`, `/server/start`.
+async fn control(path: &str) -> String {
+    let url = format!("{}{path}", control_url());
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let window = web_sys::window().expect("tests run in a window");
+    let response: web_sys::Response = within(
+        path,
+        JsFuture::from(window.fetch_with_str_and_init(&url, &init)),
+    )
+    .await
+    .expect("the harness's control endpoint answers")
+    .dyn_into()
+    .expect("fetch gives a Response");
+    let body = JsFuture::from(response.text().expect("a body"))
+        .await
+        .expect("the body reads")
+        .as_string()
+        .unwrap_or_default();
+    assert!(
+        response.ok(),
+        "control {path}: HTTP {} {body}",
+        response.status()
+    );
+    body
+}
+
+/// Reads events until one matches `pred`; returns all read, the match last.
+async fn wait_for(
+    events: &mut Events,
+    what: &str,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Vec<Event> {
+    let mut seen = Vec::new();
+    let found = time::timeout(STEP, async {
+        while let Some(event) = events.next().await {
+            let hit = pred(&event);
+            seen.push(event);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        found,
+        Some(true),
+        "no {what} within {STEP:?}; events: {seen:#?}"
+    );
+    seen
+}
+
+fn is_state(event: &Event, name: &str) -> bool {
+    matches!(event, Event::State(state) if state.name() == name)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a mismatch is
+/// reproducible and no two positions are trivially alike.
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn text_echoes_back() {
+    let mut transport = within("open", Transport::connect(ws_url()))
+        .await
+        .expect("the server accepts");
+    let text = "hello, Duplex ✓ — ünïcödé";
+    transport
+        .send(&Message::Text(text.into()))
+        .expect("open socket sends");
+    assert_eq!(
+        within("echo", transport.next()).await,
+        Some(Message::Text(text.into()))
+    );
+    // The same through the Sink and Stream traits.
+    SinkExt::send(&mut transport, Message::Text("via sink".into()))
+        .await
+        .expect("sink sends");
+    assert_eq!(
+        within("echo", transport.next()).await,
+        Some(Message::Text("via sink".into()))
+    );
+}
+
+#[wasm_bindgen_test]
+async fn binary_echoes_byte_exact_up_to_one_mebibyte() {
+    let transport = within("open", Transport::connect(ws_url()))
+        .await
+        .expect("the server accepts");
+    // Around each frame-length encoding boundary, and 1 MiB.
+    for (i, len) in [0, 1, 125, 126, 65_535, 65_536, 1 << 20]
+        .into_iter()
+        .enumerate()
+    {
+        let bytes = pattern(len, 0x9e37_79b9 ^ i as u32);
+        transport
+            .send(&Message::Binary(bytes.clone()))
+            .expect("open socket sends");
+        match within("binary echo", transport.recv()).await {
+            Some(Message::Binary(echo)) => {
+                assert_eq!(echo.len(), len, "length of the {len}-byte echo");
+                assert!(echo == bytes, "the {len}-byte echo differs");
+            }
+            other => panic!("expected {len} binary bytes, got {other:?}"),
+        }
+    }
+}
+
+/// Regression: the server answered pipelined messages in batches of 64 and
+/// dropped the 65th of each full batch, so a burst lost messages.
+#[wasm_bindgen_test]
+async fn a_burst_of_messages_echoes_whole_and_in_order() {
+    let transport = within("open", Transport::connect(ws_url()))
+        .await
+        .expect("the server accepts");
+    const BURST: usize = 2000;
+    for i in 0..BURST {
+        transport
+            .send(&Message::Text(format!("burst {i}")))
+            .expect("open socket sends");
+    }
+    let mut echoed = Vec::with_capacity(BURST);
+    let complete = time::timeout(STEP, async {
+        while echoed.len() < BURST {
+            match transport.recv().await {
+                Some(Message::Text(text)) => echoed.push(text),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await;
+    let expected: Vec<String> = (0..BURST).map(|i| format!("burst {i}")).collect();
+    let missing: Vec<&String> = expected.iter().filter(|m| !echoed.contains(m)).collect();
+    assert!(
+        complete.is_some() && echoed == expected,
+        "{} of {BURST} echoes arrived; missing: {missing:?}",
+        echoed.len()
+    );
+}
+
+#[wasm_bindgen_test]
+async fn close_code_and_reason_reach_the_client() {
+    let transport = within("open", Transport::connect(ws_url()))
+        .await
+        .expect("the server accepts");
+    transport.close(4001, "done here").expect("a valid close");
+    assert_eq!(within("end of stream", transport.recv()).await, None);
+    // The server answers with our code and reason (RFC 6455, 5.5.1).
+    assert_eq!(
+        transport.close_info(),
+        Some(CloseInfo {
+            code: 4001,
+            reason: "done here".into(),
+            was_clean: true,
+        })
+    );
+    // Codes a browser may not send are refused before anything happens.
+    let other = within("open", Transport::connect(ws_url()))
+        .await
+        .expect("the server accepts");
+    assert!(matches!(
+        other.close(1001, ""),
+        Err(TransportError::CloseRequest(_))
+    ));
+    assert!(other.is_open());
+}
+
+#[wasm_bindgen_test]
+async fn unreachable_url_fails_with_a_clear_error() {
+    let error = within("the failure", Transport::connect(dead_url()))
+        .await
+        .expect_err("nothing listens there");
+    assert_eq!(
+        error,
+        TransportError::ConnectFailed {
+            url: dead_url().into(),
+            code: 1006,
+        }
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("cannot connect to {}", dead_url())),
+        "{message}"
+    );
+    assert!(message.contains("server is running"), "{message}");
+    // A malformed URL fails before any connection attempt.
+    assert!(matches!(
+        Transport::open("ws://[::1"),
+        Err(TransportError::InvalidUrl { .. })
+    ));
+}
+
+#[wasm_bindgen_test]
+async fn dropping_the_transport_closes_the_socket() {
+    let transport = within("open", Transport::connect(ws_url()))
+        .await
+        .expect("the server accepts");
+    let socket = transport.as_web_sys().clone();
+    drop(transport);
+    assert_ne!(socket.ready_state(), web_sys::WebSocket::OPEN);
+    // The close completes with our listeners gone: no callback runs on
+    // freed state (wasm-bindgen would throw if one did).
+    within("the socket to close", async {
+        while socket.ready_state() != web_sys::WebSocket::CLOSED {
+            time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[wasm_bindgen_test]
+async fn connection_measures_round_trip_times() {
+    let mut config = ConnectionConfig::new(ws_url());
+    config.probe_interval = Some(Duration::from_millis(50));
+    let (connection, mut events) = Connection::new(config);
+    connection.connect();
+    let mut samples = Vec::new();
+    let seen = wait_for(&mut events, "three RTT samples", |event| {
+        if let Event::Rtt(ms) = event {
+            samples.push(*ms);
+        }
+        samples.len() == 3
+    })
+    .await;
+    for ms in samples {
+        assert!((0.0..1000.0).contains(&ms), "RTT {ms} ms on loopback");
+    }
+    // Probes never show up as received messages.
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::Received(_))),
+        "{seen:#?}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn connection_closes_with_the_requested_code_and_stays_closed() {
+    let mut config = ConnectionConfig::new(ws_url());
+    config.probe_interval = None;
+    let (connection, mut events) = Connection::new(config);
+    connection.connect();
+    wait_for(&mut events, "open", |e| is_state(e, "open")).await;
+    connection.close(4000, "bye").expect("a valid close");
+    let seen = wait_for(&mut events, "closed", |e| is_state(e, "closed")).await;
+    assert!(
+        seen.contains(&Event::Closed(CloseInfo {
+            code: 4000,
+            reason: "bye".into(),
+            was_clean: true,
+        })),
+        "{seen:#?}"
+    );
+    assert!(seen.contains(&Event::State(State::Closing)), "{seen:#?}");
+    // No reconnect follows a requested close.
+    time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(connection.state(), State::Closed);
+    assert!(matches!(
+        connection.close(1006, ""),
+        Err(duplex_client::message::CloseRequestError::Code(1006))
+    ));
+}
+
+#[wasm_bindgen_test]
+async fn connection_refuses_messages_beyond_its_queue() {
+    let mut config = ConnectionConfig::new(dead_url());
+    config.outbox = OutboxLimits {
+        max_messages: 2,
+        max_bytes: 1 << 20,
+    };
+    let (connection, mut events) = Connection::new(config);
+    connection.connect();
+    let seen = wait_for(&mut events, "a reconnect wait", |e| {
+        is_state(e, "reconnecting")
+    })
+    .await;
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
+            Event::Error(TransportError::ConnectFailed { code: 1006, .. })
+        )),
+        "{seen:#?}"
+    );
+    assert_eq!(
+        connection.send(Message::Text("a".into())),
+        Ok(Delivery::Queued(1))
+    );
+    assert_eq!(
+        connection.send(Message::Text("b".into())),
+        Ok(Delivery::Queued(2))
+    );
+    let full = connection
+        .send(Message::Text("c".into()))
+        .expect_err("the queue holds two");
+    assert_eq!((full.queued, full.size), (2, 1));
+    assert_eq!(connection.queued(), (2, 2));
+    connection.close(1000, "").expect("a valid close");
+    wait_for(&mut events, "closed", |e| is_state(e, "closed")).await;
+}
+
+/// The server restarts twice, once gracefully (clients get 1001) and once
+/// by SIGKILL (no close frame: 1006). Each time the client reconnects by
+/// itself and the messages queued meanwhile arrive in order.
+#[wasm_bindgen_test]
+async fn reconnects_after_a_server_restart_and_delivers_the_queue_in_order() {
+    let mut config = ConnectionConfig::new(ws_url());
+    config.probe_interval = None;
+    config.backoff = BackoffConfig {
+        initial: Duration::from_millis(100),
+        max: Duration::from_millis(800),
+    };
+    let (connection, mut events) = Connection::new(config);
+    connection.connect();
+    wait_for(&mut events, "open", |e| is_state(e, "open")).await;
+
+    for (round, how, expected_close) in [
+        (
+            0,
+            "",
+            CloseInfo {
+                code: 1001,
+                reason: "server shutting down".into(),
+                was_clean: true,
+            },
+        ),
+        (
+            1,
+            "?how=kill",
+            CloseInfo {
+                code: 1006,
+                reason: String::new(),
+                was_clean: false,
+            },
+        ),
+    ] {
+        control(&format!("/server/stop{how}")).await;
+        let seen = wait_for(&mut events, "the close", |e| matches!(e, Event::Closed(_))).await;
+        assert_eq!(
+            seen.last(),
+            Some(&Event::Closed(expected_close)),
+            "round {round}"
+        );
+        wait_for(&mut events, "a reconnect wait", |e| {
+            is_state(e, "reconnecting")
+        })
+        .await;
+
+        let queued: Vec<Message> = (0..5)
+            .map(|i| Message::Text(format!("round {round} message {i}")))
+            .chain([Message::Binary(pattern(70_000, round))])
+            .collect();
+        for (i, message) in queued.iter().enumerate() {
+            assert_eq!(
+                connection.send(message.clone()),
+                Ok(Delivery::Queued(i + 1))
+            );
+        }
+        // Let at least one attempt fail against the stopped server.
+        wait_for(&mut events, "a failed attempt", |e| {
+            matches!(e, Event::Error(TransportError::ConnectFailed { .. }))
+        })
+        .await;
+        control("/server/start").await;
+
+        let mut sent = Vec::new();
+        let mut received = Vec::new();
+        let seen = wait_for(&mut events, "every queued echo", |e| {
+            match e {
+                Event::Sent(m) => sent.push(m.clone()),
+                Event::Received(m) => received.push(m.clone()),
+                _ => {}
+            }
+            received.len() == queued.len()
+        })
+        .await;
+        assert!(
+            seen.contains(&Event::Reconnected),
+            "round {round}: {seen:#?}"
+        );
+        assert_eq!(sent, queued, "round {round}: sent in queue order");
+        assert_eq!(received, queued, "round {round}: echoed in order");
+        assert_eq!(connection.queued(), (0, 0));
+        assert_eq!(connection.state(), State::Open);
+    }
+    // Back to normal: direct sends go straight out, and a burst after the
+    // reconnects arrives whole and in order.
+    for i in 0..1000 {
+        assert_eq!(
+            connection.send(Message::Text(format!("after {i}"))),
+            Ok(Delivery::Sent)
+        );
+    }
+    let mut received = Vec::new();
+    wait_for(&mut events, "the burst's echoes", |e| {
+        if let Event::Received(Message::Text(t)) = e {
+            received.push(t.clone());
+        }
+        received.len() == 1000
+    })
+    .await;
+    let expected: Vec<String> = (0..1000).map(|i| format!("after {i}")).collect();
+    assert_eq!(received, expected);
+}

@@ -1,0 +1,299 @@
+// End-to-end test of the page in headless Chromium, driven through Debian's
+// chromedriver with plain WebDriver HTTP calls (Node's built-in fetch; no npm
+// packages). It types a message and sends it, sends bytes as hex and a file,
+// checks each echo in the log, checks that RTT shows, restarts the server
+// through the harness and watches the page reconnect, saves a screenshot,
+// then fills the log with a burst of messages and checks it stays smooth.
+//
+// Run it inside the harness (scripts/test-browser.sh does):
+//   duplex-browser-harness [--server-arg=--ui-dir --server-arg=dist] -- node e2e/page.mjs
+// Environment:
+//   DUPLEX_TEST_HTTP_URL     the server; the page is at / when it serves --ui-dir
+//   DUPLEX_TEST_WS_URL       the echo endpoint
+//   DUPLEX_TEST_CONTROL_URL  the harness's control endpoint (restart test)
+//   DUPLEX_E2E_DIST          serve this trunk build ourselves instead (for a
+//                            server without --ui-dir); the page gets ?url=
+//   DUPLEX_E2E_SCREENSHOT    where to save the screenshot
+//                            (default target/browser-tests/page.png)
+//   DUPLEX_E2E_BURST         messages in the smoothness burst (default 5000)
+//   CHROMEDRIVER, CHROMIUM   the binaries (default: on PATH, /usr/bin/chromium)
+
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, statSync, rmSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join, normalize, resolve } from 'node:path';
+
+const STEP_MS = 10_000; // the longest any one wait may take
+const env = process.env;
+const wsUrl = required('DUPLEX_TEST_WS_URL');
+const screenshotPath = resolve(env.DUPLEX_E2E_SCREENSHOT || 'target/browser-tests/page.png');
+const burst = Number(env.DUPLEX_E2E_BURST || 5000);
+const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
+
+function required(name) {
+  const value = env[name];
+  if (!value) {
+    console.error(`e2e: ${name} is not set: run this through scripts/test-browser.sh`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const results = [];
+let failed = 0;
+async function check(name, body) {
+  const started = performance.now();
+  try {
+    const detail = await body();
+    const ms = Math.round(performance.now() - started);
+    results.push(`ok   ${name} (${ms} ms)${detail ? `: ${detail}` : ''}`);
+    console.error(`e2e: ok   ${name}${detail ? `: ${detail}` : ''}`);
+  } catch (error) {
+    failed += 1;
+    results.push(`FAIL ${name}: ${error.message}`);
+    console.error(`e2e: FAIL ${name}: ${error.stack || error}`);
+  }
+}
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createNetServer();
+    server.on('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+}
+
+async function until(what, probe, timeoutMs = STEP_MS) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+// --- the page's origin: the server itself, or our own static server --------
+const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
+let staticServer;
+async function pageUrl() {
+  if (!env.DUPLEX_E2E_DIST) return `${required('DUPLEX_TEST_HTTP_URL')}/`;
+  const root = resolve(env.DUPLEX_E2E_DIST);
+  staticServer = createServer((req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    const file = join(root, path === '/' ? 'index.html' : path);
+    if (!file.startsWith(root)) { res.writeHead(403).end(); return; }
+    try {
+      const body = readFileSync(file);
+      res.writeHead(200, { 'content-type': MIME[extname(file)] || 'application/octet-stream' }).end(body);
+    } catch {
+      res.writeHead(404).end('not found');
+    }
+  });
+  await new Promise((ok) => staticServer.listen(0, '127.0.0.1', ok));
+  return `http://127.0.0.1:${staticServer.address().port}/?url=${encodeURIComponent(wsUrl)}`;
+}
+
+// --- WebDriver ---------------------------------------------------------------
+let driver;
+let base;
+let session;
+async function wd(method, path, body) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(60_000),
+  });
+  const json = await response.json();
+  if (!response.ok) throw new Error(`${method} ${path}: ${JSON.stringify(json.value).slice(0, 400)}`);
+  return json.value;
+}
+const s = (path) => `/session/${session}${path}`;
+const run = (script, ...args) => wd('POST', s('/execute/sync'), { script, args });
+async function element(css) {
+  const found = await wd('POST', s('/element'), { using: 'css selector', value: css });
+  return found[ELEMENT];
+}
+async function type(css, text) {
+  const id = await element(css);
+  await wd('POST', s(`/element/${id}/clear`), {});
+  await wd('POST', s(`/element/${id}/value`), { text });
+}
+const click = async (css) => wd('POST', s(`/element/${await element(css)}/click`), {});
+const text = (css) => run('const e = document.querySelector(arguments[0]); return e ? e.textContent : null;', css);
+
+// The rows the virtualised log currently shows: [{dir, kind, size, content}].
+const rows = () => run(`return [...document.querySelectorAll('#log-rows .entry:not([hidden])')].map(r => ({
+  dir: r.classList.contains('in') ? 'in' : r.classList.contains('out') ? 'out' : 'event',
+  kind: r.dataset.kind, size: r.querySelector('.size').textContent,
+  content: r.querySelector('.content').textContent }));`);
+const echoed = (kind, content) =>
+  until(`a received ${kind} row "${content}"`, async () =>
+    (await rows()).find((r) => r.dir === 'in' && r.kind === kind && r.content === content));
+const state = () => run("return document.getElementById('duplex').dataset.state;");
+
+async function control(path) {
+  const response = await fetch(`${required('DUPLEX_TEST_CONTROL_URL')}${path}`, { method: 'POST' });
+  const body = await response.text();
+  if (!response.ok) throw new Error(`control ${path}: ${response.status} ${body}`);
+  return body;
+}
+
+async function main() {
+  const url = await pageUrl();
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  driver = spawn(env.CHROMEDRIVER || 'chromedriver', [`--port=${port}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await until('chromedriver', async () => {
+    try { return (await wd('GET', '/status')).ready; } catch { return false; }
+  });
+  const created = await wd('POST', '/session', {
+    capabilities: {
+      alwaysMatch: {
+        browserName: 'chrome',
+        'goog:chromeOptions': {
+          binary: env.CHROMIUM || '/usr/bin/chromium',
+          args: ['--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu',
+            '--window-size=1280,860', '--disable-background-networking', '--disable-component-update',
+            '--disable-sync', '--no-first-run'],
+        },
+      },
+    },
+  });
+  session = created.sessionId;
+
+  await check('the page loads and connects within 1 s', async () => {
+    const started = Date.now();
+    await wd('POST', s('/url'), { url });
+    await until('state open', async () => (await state()) === 'open');
+    const t = await run(`const n = performance.getEntriesByType('navigation')[0];
+      return { ready: Number(document.getElementById('duplex').dataset.readyMs), dom: n.domContentLoadedEventEnd };`);
+    if (!(t.ready > 0 && t.ready < 1000)) throw new Error(`page ready after ${t.ready} ms`);
+    return `wasm up ${Math.round(t.ready)} ms after navigation start, open ${Date.now() - started} ms after load began`;
+  });
+
+  await check('a typed text message is echoed into the log', async () => {
+    await type('#send-text', 'hello from the e2e test');
+    await click('#send-text-button');
+    await echoed('text', 'hello from the e2e test');
+    const out = (await rows()).find((r) => r.dir === 'out' && r.content === 'hello from the e2e test');
+    if (!out) throw new Error('no sent row');
+  });
+
+  await check('bytes typed as hex are echoed byte for byte', async () => {
+    await type('#send-hex', 'DE AD be:ef 00 01');
+    await click('#send-hex-button');
+    const row = await echoed('binary', 'de ad be ef 00 01');
+    if (row.size !== '6 B') throw new Error(`size column ${row.size}`);
+  });
+
+  await check('a file is sent as one binary message and echoed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'duplex-e2e-'));
+    const file = join(dir, 'sample.bin');
+    writeFileSync(file, Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) & 0xff)));
+    await wd('POST', s(`/element/${await element('#send-file')}/value`), { text: file });
+    await click('#send-file-button');
+    const row = await until('the file echo', async () =>
+      (await rows()).find((r) => r.dir === 'in' && r.kind === 'binary' && r.size === '2.9 KiB'));
+    rmSync(dir, { recursive: true, force: true });
+    if (!row.content.startsWith('00 07 0e 15')) throw new Error(`preview ${row.content}`);
+  });
+
+  await check('round-trip times show', async () => {
+    await until('an RTT sample', async () => !['–', null].includes(await text('#rtt-last')));
+    return `last ${await text('#rtt-last')}, p50 ${await text('#rtt-p50')}, p99 ${await text('#rtt-p99')}`;
+  });
+
+  if (env.DUPLEX_TEST_CONTROL_URL) {
+    await check('the page reconnects by itself after the server restarts', async () => {
+      await control('/server/stop');
+      await until('state reconnecting', async () => (await state()) === 'reconnecting');
+      await type('#send-text', 'sent while the server was down');
+      await click('#send-text-button');
+      const queued = await text('#count-queued');
+      if (!queued.startsWith('1 ')) throw new Error(`queued counter ${queued}`);
+      await control('/server/start');
+      await until('state open', async () => (await state()) === 'open', 20_000);
+      await echoed('text', 'sent while the server was down');
+      const reconnects = await text('#count-reconnects');
+      if (reconnects !== '1') throw new Error(`reconnects counter ${reconnects}`);
+    });
+  }
+
+  await check('screenshot saved', async () => {
+    // Let one more RTT probe land so the chart has a few points.
+    await new Promise((r) => setTimeout(r, 1500));
+    const png = Buffer.from(await wd('GET', s('/screenshot')), 'base64');
+    mkdirSync(dirname(screenshotPath), { recursive: true });
+    writeFileSync(screenshotPath, png);
+    // And at a phone's width: one column, nothing cut off sideways.
+    const desktop = await wd('GET', s('/window/rect'));
+    await wd('POST', s('/window/rect'), { width: 390, height: 844 });
+    const overflow = await run('return document.documentElement.scrollWidth - window.innerWidth;');
+    const phonePath = screenshotPath.replace(/\.png$/, '-phone.png');
+    writeFileSync(phonePath, Buffer.from(await wd('GET', s('/screenshot')), 'base64'));
+    await wd('POST', s('/window/rect'), { width: desktop.width, height: desktop.height });
+    if (overflow > 0) throw new Error(`the page is ${overflow} px wider than a phone screen`);
+    return `${screenshotPath} (${statSync(screenshotPath).size} bytes), ${phonePath}`;
+  });
+
+  await check(`the log stays smooth with ${burst} echoed messages in it`, async () => {
+    // Clear the log (and its frame statistics), and watch for long tasks:
+    // a task over 50 ms is what the browser itself calls janky.
+    await click('#clear-log');
+    await run(`window.__longTasks = [];
+      new PerformanceObserver(list => { for (const e of list.getEntries()) window.__longTasks.push(e.duration); })
+        .observe({ type: 'longtask' });`);
+    const before = Number((await text('#count-received')).split(' ')[0]);
+    await type('#send-repeat', String(burst));
+    await type('#send-text', 'burst');
+    const started = Date.now();
+    await click('#send-text-button');
+    try {
+      await until(`${burst} echoes`, async () =>
+        Number((await text('#count-received')).split(' ')[0]) >= before + burst, 60_000);
+    } catch (error) {
+      const counters = await run(`return ['count-sent', 'count-received', 'count-queued', 'log-count', 'state']
+        .map(id => id + ': ' + document.getElementById(id).textContent).join(', ');`);
+      throw new Error(`${error.message}; ${counters}`);
+    }
+    const took = Date.now() - started;
+    // Scroll to the middle of the log and back: rows must follow.
+    const drawn = await run(`const log = document.getElementById('log');
+      log.scrollTop = log.scrollHeight / 2;
+      return new Promise(ok => requestAnimationFrame(() => requestAnimationFrame(() => ok({
+        rows: document.querySelectorAll('#log-rows .entry').length,
+        entries: document.getElementById('log-count').textContent,
+        maxFrame: Number(log.dataset.maxFrameMs),
+        longTasks: window.__longTasks.length,
+        longestTask: Math.round(Math.max(0, ...window.__longTasks)) }))));`);
+    if (drawn.rows > 120) throw new Error(`${drawn.rows} row elements: the log is not virtualised`);
+    if (!(drawn.maxFrame < 50)) throw new Error(`drawing a frame took ${drawn.maxFrame} ms`);
+    const middle = await rows();
+    if (!middle.some((r) => r.content === 'burst')) throw new Error('no rows drawn after scrolling');
+    return `${burst} round trips in ${took} ms; ${drawn.entries}; ${drawn.rows} row elements; ` +
+      `longest draw ${drawn.maxFrame} ms; ${drawn.longTasks} long tasks, longest ${drawn.longestTask} ms`;
+  });
+}
+
+try {
+  await main();
+} catch (error) {
+  failed += 1;
+  results.push(`FAIL setup: ${error.message}`);
+  console.error(`e2e: FAIL ${error.stack || error}`);
+} finally {
+  if (session) await wd('DELETE', `/session/${session}`).catch(() => {});
+  if (driver) driver.kill();
+  if (staticServer) staticServer.close();
+}
+console.log(results.join('\n'));
+console.log(`e2e: ${results.length - failed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The browser suites, in headless Chromium against the real release server:
+#   1. clippy for wasm32 (the client crate, all targets, -D warnings);
+#   2. builds: the release server, the test harness, the page (trunk build
+#      --release into target/browser-tests/dist; reports the .wasm size);
+#   3. the wasm-bindgen tests (client-wasm/tests/browser.rs) under the
+#      harness, which starts the server on a free port, passes its URLs at
+#      build time and lets the reconnect test restart it;
+#   4. the page's end-to-end test (e2e/page.mjs, WebDriver through Debian's
+#      chromedriver) against `duplex --ui-dir` serving that build; it saves
+#      screenshots to target/browser-tests/page.png and page-phone.png.
+# Installs what is missing first (scripts/setup-wasm.sh, idempotent).
+#
+#   scripts/test-browser.sh                      all of the above
+#   scripts/test-browser.sh --update-screenshot  also copy the screenshots to docs/
+#   scripts/test-browser.sh --wasm-pack          run step 3 as `wasm-pack test --headless --chrome client-wasm`
+#   DUPLEX_SERVER=path/to/duplex scripts/test-browser.sh   against another server build
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+update_screenshot=""
+runner="cargo"
+for arg in "$@"; do
+    case "$arg" in
+        --update-screenshot) update_screenshot=1 ;;
+        --wasm-pack) runner="wasm-pack" ;;
+        *) die "unknown argument $arg (see the header of $0)" ;;
+    esac
+done
+
+"$ROOT/scripts/setup-wasm.sh"
+eval "$("$ROOT/scripts/setup-wasm.sh" --env)"
+CHROMEDRIVER="$(command -v chromedriver)"
+export CHROMEDRIVER
+# trunk: no update check (there is no internet); tools come from PATH.
+export TRUNK_SKIP_VERSION_CHECK=true
+# A slow CI machine: give each wasm test binary time.
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
+
+out="$ROOT/target/browser-tests"
+dist="$out/dist"
+mkdir -p "$out"
+started=$SECONDS
+timings=()
+timed() {
+    local name="$1"; shift
+    say "$name"
+    local t0=$SECONDS
+    "$@"
+    timings+=("$((SECONDS - t0))s  $name")
+}
+
+timed "clippy for wasm32 (client crate, all targets)" \
+    cargo clippy --locked -p duplex-client --target wasm32-unknown-unknown --all-targets -- -D warnings
+timed "build: release server and test harness" \
+    cargo build --locked --release -p duplex-server -p duplex-browser-harness
+# DUPLEX_SERVER runs the suites against another build of the server.
+target="${CARGO_TARGET_DIR:-$ROOT/target}"
+harness=("$target/release/duplex-browser-harness" --server "${DUPLEX_SERVER:-$target/release/duplex}")
+# Not into dist/: a `trunk serve` from scripts/up.sh may be using it.
+timed "build: the page (trunk build --release)" \
+    trunk build --release --dist "$dist" --public-url / >"$out/trunk.log" 2>&1 \
+    || { tail -n 30 "$out/trunk.log" >&2; die "trunk build failed (log: $out/trunk.log)"; }
+
+wasm="$(ls "$dist"/*.wasm)"
+raw=$(stat -c %s "$wasm")
+gz=$(gzip -9 -c "$wasm" | wc -c)
+js="$(ls "$dist"/*.js)"
+say "$(printf 'wasm after wasm-opt: %s bytes (%.1f KiB) raw, %s bytes (%.1f KiB) gzipped; JS glue %s bytes gzipped' \
+    "$raw" "$(awk "BEGIN{print $raw/1024}")" "$gz" "$(awk "BEGIN{print $gz/1024}")" "$(gzip -9 -c "$js" | wc -c)")"
+
+browser_started=$SECONDS
+if [ "$runner" = "wasm-pack" ]; then
+    timed "browser tests: wasm-pack test --headless --chrome client-wasm" \
+        "${harness[@]}" --log "$out/server-wasm.log" -- wasm-pack test --headless --chrome client-wasm
+else
+    timed "browser tests: wasm-bindgen tests in headless Chromium" \
+        "${harness[@]}" --log "$out/server-wasm.log" -- \
+        cargo test --locked --target wasm32-unknown-unknown -p duplex-client --test browser
+fi
+timed "browser tests: the page end to end (e2e/page.mjs)" \
+    "${harness[@]}" --log "$out/server-e2e.log" --server-arg=--ui-dir --server-arg="$dist" -- \
+    env DUPLEX_E2E_SCREENSHOT="$out/page.png" node e2e/page.mjs
+browser_took=$((SECONDS - browser_started))
+
+if [ -n "$update_screenshot" ]; then
+    mkdir -p "$ROOT/docs"
+    cp "$out/page.png" "$ROOT/docs/screenshot.png"
+    cp "$out/page-phone.png" "$ROOT/docs/screenshot-phone.png"
+    say "updated docs/screenshot.png and docs/screenshot-phone.png"
+fi
+
+printf '\n==> browser suites\n' >&2
+printf '  %s\n' "${timings[@]}" >&2
+printf '  wasm: %s B raw, %s B gzipped\n  browser suites wall time: %ss (total %ss)\n  screenshot: %s\n' \
+    "$raw" "$gz" "$browser_took" "$((SECONDS - started))" "$out/page.png" >&2
