@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every check: installs what is missing
 # (idempotently), then formatting, lints (native and wasm32), the Autobahn
-# conformance run, the browser suites in headless Chromium and every
-# native test suite, and ends with a summary of each
+# conformance run, the browser suites in headless Chromium, a load-generator
+# smoke run and every native test suite, and ends with a summary of each
 # stage.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -36,6 +36,7 @@ stage "Autobahn TestSuite vs autobahn/expected.json" scripts/autobahn.sh
 stage "doc tests" cargo test --workspace --doc --locked --quiet
 stage "browser suites: wasm32 clippy, wasm-bindgen tests and the page in headless Chromium" \
     scripts/test-browser.sh
+stage "load generator smoke run against the release server" scripts/bench-smoke.sh
 stage "unit and integration tests (cargo nextest)" \
     cargo nextest run --workspace --locked --no-fail-fast
 print_summary

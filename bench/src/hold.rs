@@ -1,0 +1,255 @@
+//! Idle connections: open N, keep them open without sending anything
+//! (pings are answered), and with `--server-pid` measure how much the
+//! server's resident memory grew per connection.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use tokio::sync::{Notify, watch};
+use tokio::task::{JoinSet, LocalSet};
+
+use crate::connect::{ConnectOptions, Dialer};
+use crate::echo::watch_ctrl_c;
+use crate::error::BenchError;
+use crate::output::{OutputOptions, Progress};
+use crate::procfs::{CpuMeter, Process};
+use crate::record::{CpuUse, MemoryUse, Mode, RunRecord};
+use crate::stats::Recorder;
+
+/// How long each connection waits for the server's Close frame at the end.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Options of `duplex-bench hold`.
+#[derive(Debug, Clone, Args)]
+pub struct HoldOptions {
+    /// Where to connect and how fast.
+    #[command(flatten)]
+    pub connect: ConnectOptions,
+
+    /// How long to keep the connections once all are open.
+    #[arg(short, long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+
+    /// Pause between the last connection opening and reading the server's
+    /// memory, so lazily allocated buffers and deferred frees have settled.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub settle: Duration,
+
+    /// Result format, labels and what else to measure.
+    #[command(flatten)]
+    pub output: OutputOptions,
+}
+
+/// State the connection tasks of a hold run share.
+#[derive(Debug)]
+struct Shared {
+    recorder: Rc<RefCell<Recorder>>,
+    /// Connections open right now.
+    open: Cell<usize>,
+    /// Connect attempts finished, successful or not.
+    attempted: Cell<usize>,
+    /// Signalled when every attempt has finished.
+    all_attempted: Notify,
+    total: usize,
+}
+
+/// Opens the connections, holds them, and returns the result.
+///
+/// # Errors
+/// Invalid options, a URL that does not resolve, not one connection opened,
+/// or a `--server-pid` whose memory cannot be read.
+pub async fn run(options: &HoldOptions, progress: &Progress) -> Result<RunRecord, BenchError> {
+    options.connect.validate().map_err(BenchError::Options)?;
+    LocalSet::new()
+        .run_until(run_local(options, progress))
+        .await
+}
+
+async fn run_local(options: &HoldOptions, progress: &Progress) -> Result<RunRecord, BenchError> {
+    let url = options.connect.url.to_string();
+    let addr = options
+        .connect
+        .url
+        .resolve()
+        .await
+        .map_err(|source| BenchError::Resolve {
+            url: url.clone(),
+            source,
+        })?;
+    let server = options.output.server_pid.map(Process::Pid);
+    let rss_before = server.map(Process::rss_kib).transpose()?;
+
+    let interrupted = Rc::new(Cell::new(false));
+    let _ctrl_c = watch_ctrl_c(Rc::clone(&interrupted));
+    let recorder = Rc::new(RefCell::new(Recorder::new()));
+    let total = options.connect.connections;
+    let shared = Rc::new(Shared {
+        recorder: Rc::clone(&recorder),
+        open: Cell::new(0),
+        attempted: Cell::new(0),
+        all_attempted: Notify::new(),
+        total,
+    });
+    let dialer = Rc::new(Dialer::new(addr, &options.connect, 0, Rc::clone(&recorder)));
+    let (stop, stopped) = watch::channel(false);
+
+    progress.spin(format!("connecting 0/{total}"));
+    let mut tasks = JoinSet::new();
+    for index in 0..total {
+        tasks.spawn_local(hold_one(
+            Rc::clone(&shared),
+            Rc::clone(&dialer),
+            index,
+            stopped.clone(),
+            Rc::clone(&interrupted),
+        ));
+    }
+
+    // Every attempt finished (or Ctrl-C), reporting progress meanwhile.
+    loop {
+        tokio::select! {
+            () = shared.all_attempted.notified() => break,
+            () = tokio::time::sleep(Duration::from_millis(250)) => {
+                if interrupted.get() {
+                    break;
+                }
+                progress.spin(format!(
+                    "connecting {}/{total} ({} open)",
+                    shared.attempted.get(),
+                    shared.open.get()
+                ));
+            }
+        }
+    }
+    let connected = shared.open.get();
+    if connected == 0 {
+        let first = recorder
+            .borrow()
+            .error_samples()
+            .values()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| "interrupted".into());
+        return Err(BenchError::NoConnection {
+            url,
+            attempted: total,
+            first,
+        });
+    }
+
+    progress.spin(format!("{connected} open: settling"));
+    sleep_unless(options.settle, &interrupted).await;
+    let held_at_reading = shared.open.get();
+    let memory = match (server, rss_before) {
+        (Some(server), Some(before)) => {
+            let after = server.rss_kib()?;
+            Some(MemoryUse {
+                server_rss_before_kib: before,
+                server_rss_after_kib: after,
+                per_connection_kib: after.saturating_sub(before) as f64
+                    / held_at_reading.max(1) as f64,
+            })
+        }
+        _ => None,
+    };
+
+    let started = Instant::now();
+    let generator_cpu = CpuMeter::start(Process::Current).ok();
+    let server_cpu = server.and_then(|s| CpuMeter::start(s).ok());
+    progress.bar(
+        options.duration.as_millis() as u64,
+        format!("holding {held_at_reading}"),
+    );
+    let hold = async {
+        while started.elapsed() < options.duration && !interrupted.get() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            progress.update(
+                started.elapsed().as_millis() as u64,
+                format!("holding {}", shared.open.get()),
+            );
+        }
+    };
+    hold.await;
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = CpuUse {
+        generator_percent: generator_cpu.and_then(|m| m.percent()),
+        server_percent: server_cpu.and_then(|m| m.percent()),
+    };
+
+    progress.spin("closing connections".into());
+    // Receivers live in the tasks; a send error only means all have ended.
+    let _ = stop.send(true);
+    while tasks.join_next().await.is_some() {}
+    progress.finish();
+
+    let recorder = recorder.borrow();
+    Ok(RunRecord {
+        tool: crate::TOOL.into(),
+        label: options.output.label.clone(),
+        mode: Mode::Hold,
+        url,
+        connections: total,
+        connected,
+        payload_bytes: 0,
+        target_rate: None,
+        seconds,
+        messages: 0,
+        messages_per_sec: 0.0,
+        megabytes_per_sec: 0.0,
+        latency_us: None,
+        connect_ms: recorder.connect_ms(),
+        errors: recorder.errors().clone(),
+        error_samples: recorder.error_samples().clone(),
+        cpu,
+        memory,
+    })
+}
+
+async fn sleep_unless(duration: Duration, interrupted: &Cell<bool>) {
+    let end = Instant::now() + duration;
+    while Instant::now() < end && !interrupted.get() {
+        let left = end.saturating_duration_since(Instant::now());
+        tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+    }
+}
+
+/// Opens connection `index` and keeps it until `stop` turns true, answering
+/// pings; a connection the server ends counts as an error.
+async fn hold_one(
+    shared: Rc<Shared>,
+    dialer: Rc<Dialer>,
+    index: usize,
+    mut stop: watch::Receiver<bool>,
+    interrupted: Rc<Cell<bool>>,
+) {
+    let client = if interrupted.get() {
+        None
+    } else {
+        dialer.open(index).await
+    };
+    shared.attempted.set(shared.attempted.get() + 1);
+    if shared.attempted.get() == shared.total {
+        shared.all_attempted.notify_one();
+    }
+    let Some(mut client) = client else {
+        return;
+    };
+    shared.open.set(shared.open.get() + 1);
+    let ended = loop {
+        tokio::select! {
+            received = client.recv() => match received {
+                // An idle connection should receive nothing; ignore it.
+                Ok(_) => {}
+                Err(error) => break Some(error),
+            },
+            _ = stop.wait_for(|stop| *stop) => break None,
+        }
+    };
+    shared.open.set(shared.open.get() - 1);
+    match ended {
+        None => drop(client.close(CLOSE_TIMEOUT).await),
+        Some(error) => shared.recorder.borrow_mut().record_error(&error),
+    }
+}

@@ -1,0 +1,42 @@
+//! duplex-bench: a WebSocket load generator and the report of a comparison
+//! between servers.
+//!
+//! - [`echo`]: closed-loop or open-loop echo load over N connections, every
+//!   echo checked byte for byte ([`payload`]); latency in HDR histograms
+//!   ([`stats`]).
+//! - [`hold`]: N idle connections, and the server's memory per connection
+//!   ([`procfs`]).
+//! - [`report`]: the comparison table (medians, ratios) and chart from the
+//!   [`record`]s of many runs.
+//!
+//! The generator runs on one thread (a current-thread runtime): connection
+//! tasks share counters without atomics, and the whole generator can be
+//! pinned to one core, apart from the server's. Its client ([`ws`]) reuses
+//! one read and one write buffer per connection.
+
+pub mod connect;
+pub mod echo;
+pub mod error;
+pub mod hold;
+pub mod output;
+pub mod payload;
+pub mod procfs;
+pub mod record;
+pub mod report;
+pub mod stats;
+pub mod target;
+pub mod ws;
+
+/// Name and version, stored in every result.
+pub const TOOL: &str = concat!("duplex-bench ", env!("CARGO_PKG_VERSION"));
+
+/// Runs `future` on a current-thread runtime: the generator's one thread.
+///
+/// # Errors
+/// The runtime cannot be built (out of file descriptors or memory).
+pub fn block_on<F: std::future::Future>(future: F) -> std::io::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
+}

@@ -1,0 +1,15 @@
+//! A lean WebSocket client, just what a load generator needs: connect and
+//! upgrade, send single-frame binary messages, receive messages (answering
+//! pings, reassembling fragments), close.
+//!
+//! Why not tokio-tungstenite: the generator runs on one core and must outrun
+//! the fastest server on the other, so each message costs one `write` of a
+//! buffer reused for the connection's life and reads into a buffer reused the
+//! same way; no `Message` values, no per-message allocation.
+
+pub mod frame;
+pub mod handshake;
+
+mod client;
+
+pub use client::{Client, Message, ReadSide, WriteSide};

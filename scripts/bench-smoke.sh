@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Smoke test of the load generator against the real release server, so the
+# benchmark tool keeps working: a few hundred closed-loop echoes, a short
+# open-loop run and a short idle hold, each bounded in time. Fails if any
+# echo differs from what was sent or any connection fails (duplex-bench
+# exits 2 then). A few seconds once built.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+cargo build --release --locked -p duplex-server -p duplex-bench
+bench="$ROOT/target/release/duplex-bench"
+
+log="$(mktemp)"
+trap 'stop_server; rm -f "$log"' EXIT
+start_server "$log"
+url="ws://$SERVER_ADDR"
+
+say "bench smoke: closed loop, 500 echoes of 1 KiB over 10 connections"
+timeout 30 "$bench" echo --url "$url/" --connections 10 --messages 500 --size 1KiB \
+    --timeout 5s --no-progress
+
+say "bench smoke: open loop, 400 msg/s for 1 s over 4 connections on /echo"
+timeout 30 "$bench" echo --url "$url/echo" --connections 4 --duration 1s --rate 400 \
+    --size 64 --timeout 5s --no-progress
+
+say "bench smoke: hold 100 idle connections, server memory from /proc"
+timeout 30 "$bench" hold --url "$url/" --connections 100 --duration 500ms --settle 200ms \
+    --server-pid "$SERVER_PID" --no-progress
+
+stop_server
+say "bench smoke passed"
