@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::FutureExt;
 
 use tokio::task::{AbortHandle, Id};
 use tokio_util::task::TaskTracker;
@@ -20,22 +22,18 @@ pub(crate) struct Tasks {
 
 impl Tasks {
     /// Spawns a connection task on the current runtime.
-    pub(crate) fn spawn<F>(self: &std::sync::Arc<Self>, task: F)
+    pub(crate) fn spawn<F>(self: &Arc<Self>, task: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let tasks = std::sync::Arc::clone(self);
         // The lock is held across the spawn so the task cannot remove its
         // entry before it was inserted.
         let mut aborts = self.aborts.lock().unwrap_or_else(PoisonError::into_inner);
-        let handle = self.tracker.spawn(async move {
-            task.await;
-            tasks
-                .aborts
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&tokio::task::id());
-        });
+        // `map`, not an `async` block around `task.await`: the block would
+        // hold the future twice (captured and awaited), doubling the memory
+        // of every connection. The guard also runs when the task is aborted.
+        let guard = Deregister(Arc::clone(self));
+        let handle = self.tracker.spawn(task.map(move |()| drop(guard)));
         aborts.insert(handle.id(), handle.abort_handle());
     }
 
@@ -61,6 +59,23 @@ impl Tasks {
             std::mem::take(&mut *self.aborts.lock().unwrap_or_else(PoisonError::into_inner));
         for handle in aborts.into_values() {
             handle.abort();
+        }
+    }
+}
+
+/// Removes the running task's abort handle when the task ends, whether it
+/// completed or was aborted.
+struct Deregister(Arc<Tasks>);
+
+impl Drop for Deregister {
+    fn drop(&mut self) {
+        // `try_id`: outside a task (never here) there is nothing to remove.
+        if let Some(id) = tokio::task::try_id() {
+            self.0
+                .aborts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
         }
     }
 }
