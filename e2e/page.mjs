@@ -1,6 +1,7 @@
 // End-to-end test of the page in headless Chromium, driven through Debian's
 // chromedriver with plain WebDriver HTTP calls (Node's built-in fetch; no npm
-// packages). It types a message and sends it, sends bytes as hex and a file,
+// packages). It runs the seed tutorial's JS snippet against the server's
+// bare origin, types a message and sends it, sends bytes as hex and a file,
 // checks each echo in the log, checks that RTT shows, restarts the server
 // through the harness and watches the page reconnect, saves a screenshot,
 // then fills the log with a burst of messages and checks it stays smooth.
@@ -177,6 +178,27 @@ async function main() {
       return { ready: Number(document.getElementById('duplex').dataset.readyMs), dom: n.domContentLoadedEventEnd };`);
     if (!(t.ready > 0 && t.ready < 1000)) throw new Error(`page ready after ${t.ready} ms`);
     return `wasm up ${Math.round(t.ready)} ms after navigation start, open ${Date.now() - started} ms after load began`;
+  });
+
+  await check("the seed tutorial's five-line JS snippet gets its message back byte-exact", async () => {
+    // The tutorial's page, unchanged but for the host: new WebSocket to the
+    // bare origin (path /), send on open, read the echo, close.
+    const origin = new URL(wsUrl);
+    const seedUrl = `ws://${origin.host}`;
+    const result = await wd('POST', s('/execute/async'), {
+      script: `const [url, done] = [arguments[0], arguments[arguments.length - 1]];
+        const msg = "What you sent is: h\u00e9llo \u{1F44B} \u2014 seed";
+        const out = {};
+        var ws = new WebSocket(url);
+        ws.onopen = function () { ws.send(msg); };
+        ws.onmessage = function (e) { out.exact = e.data === msg; ws.close(1000, "done"); };
+        ws.onclose = function (e) { out.code = e.code; out.clean = e.wasClean; done(out); };
+        ws.onerror = function () { out.error = true; };`,
+      args: [seedUrl],
+    });
+    if (!result.exact) throw new Error(`echo not byte-exact: ${JSON.stringify(result)}`);
+    if (result.code !== 1000 || !result.clean) throw new Error(`close: ${JSON.stringify(result)}`);
+    return `${seedUrl}: echo byte-exact, clean close 1000`;
   });
 
   await check('a typed text message is echoed into the log', async () => {
