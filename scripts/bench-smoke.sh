@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the load generator against the real release server, so the
 # benchmark tool keeps working: a few hundred closed-loop echoes, a short
-# open-loop run and a short idle hold, each bounded in time. Fails if any
+# open-loop run, a short idle hold and a short fan-out on rooms, each bounded
+# in time. Fails if any
 # echo differs from what was sent or any connection fails (duplex-bench
 # exits 2 then). A few seconds once built.
 source "$(dirname "$0")/lib.sh"
@@ -26,6 +27,10 @@ timeout 30 "$bench" echo --url "$url/echo" --connections 4 --duration 1s --rate 
 say "bench smoke: hold 100 idle connections, server memory from /proc"
 timeout 30 "$bench" hold --url "$url/" --connections 100 --duration 500ms --settle 200ms \
     --server-pid "$SERVER_PID" --no-progress
+
+say "bench smoke: fan-out on /ws, 100 members, 2 publishers at 10/s for 1 s"
+timeout 30 "$bench" fanout --url "$url/ws" --members 100 --publishers 2 --rate 10 \
+    --duration 1s --warmup 200ms --drain 2s
 
 stop_server
 say "bench smoke passed"

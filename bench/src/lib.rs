@@ -4,6 +4,8 @@
 //! - [`echo`]: closed-loop or open-loop echo load over N connections, every
 //!   echo checked byte for byte ([`payload`]); latency in HDR histograms
 //!   ([`stats`]).
+//! - [`fanout`]: rooms on Duplex's `/ws`: members × publishers × rate,
+//!   delivery latency from the scheduled publish time to each member.
 //! - [`hold`]: N idle connections, and the server's memory per connection
 //!   ([`procfs`]).
 //! - [`report`]: the comparison table (medians, ratios) and chart from the
@@ -17,6 +19,7 @@
 pub mod connect;
 pub mod echo;
 pub mod error;
+pub mod fanout;
 pub mod hold;
 pub mod output;
 pub mod payload;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use duplex_bench::echo::EchoOptions;
+use duplex_bench::fanout::FanoutOptions;
 use duplex_bench::hold::HoldOptions;
 use duplex_bench::output::Progress;
 use duplex_bench::record::RunRecord;
@@ -30,6 +31,9 @@ enum Command {
     /// Echo load: each connection sends messages and checks every echo
     /// (closed loop; open loop at a fixed rate with --rate).
     Echo(EchoOptions),
+    /// Fan-out on Duplex's rooms (/ws): members x publishers x rate ->
+    /// delivery latency and deliveries per second.
+    Fanout(FanoutOptions),
     /// Open idle connections and keep them; with --server-pid, the server's
     /// memory per connection.
     Hold(HoldOptions),
@@ -58,6 +62,25 @@ fn run() -> anyhow::Result<ExitCode> {
                 .context("cannot start the runtime")?
                 .context("echo run failed")?;
             print(&record, options.output.json)
+        }
+        Command::Fanout(options) => {
+            raise_fd_limit();
+            let report = duplex_bench::block_on(duplex_bench::fanout::run(&options))
+                .context("cannot start the runtime")?
+                .context("fan-out run failed")?;
+            if options.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).context("cannot encode the result")?
+                );
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(if report.lost > 0 || report.dropped_connections > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Hold(options) => {
             raise_fd_limit();

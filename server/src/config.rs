@@ -101,6 +101,58 @@ pub struct Config {
     /// one binary serves page and sockets. Unset: no files are served.
     #[arg(long, env = "DUPLEX_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
+
+    /// Rooms (`/ws`): messages queued for one client before the oldest are
+    /// dropped (and the client told how many it missed). A client that
+    /// keeps up never holds more than a few; 256 absorbs a burst of a
+    /// second or two in a busy room without letting one slow client hold
+    /// much memory (256 shared messages cost 256 pointers, not copies).
+    #[arg(long, env = "DUPLEX_CLIENT_QUEUE", default_value = defaults::CLIENT_QUEUE)]
+    pub client_queue: usize,
+
+    /// Rooms: a client that has missed more than this many messages since
+    /// it last caught up is closed with 1013 (try again later) and leaves
+    /// its rooms. Four queues' worth: a client briefly behind loses a few
+    /// messages and is told; one that has stopped reading is cut off
+    /// instead of being served drops forever.
+    #[arg(long, env = "DUPLEX_SLOW_CLIENT_MISSED", default_value = defaults::SLOW_CLIENT_MISSED)]
+    pub slow_client_missed: u64,
+
+    /// Rooms: longest display name, in bytes. Names are repeated in every
+    /// member list and presence event; 64 bytes fits any real name.
+    #[arg(long, env = "DUPLEX_MAX_NAME_LEN", default_value = defaults::MAX_NAME_LEN)]
+    pub max_name_len: usize,
+
+    /// Rooms: longest room name, in bytes (at most 255: the binary header
+    /// stores it in one byte). Room names are repeated in every delivery.
+    #[arg(long, env = "DUPLEX_MAX_ROOM_LEN", default_value = defaults::MAX_ROOM_LEN)]
+    pub max_room_len: usize,
+
+    /// Rooms: most rooms one connection may be in at once, so one client
+    /// cannot create rooms without bound.
+    #[arg(long, env = "DUPLEX_MAX_ROOMS_PER_CLIENT", default_value = defaults::MAX_ROOMS_PER_CLIENT)]
+    pub max_rooms_per_client: usize,
+
+    /// Rooms: refused messages (bad JSON, unknown type, not joined, ...)
+    /// a connection may send; the next one closes it with 1008. Each gets
+    /// a typed error first, so a buggy client learns what is wrong; a
+    /// client that keeps going is abusing the server.
+    #[arg(long, env = "DUPLEX_MAX_PROTOCOL_ERRORS", default_value = defaults::MAX_PROTOCOL_ERRORS)]
+    pub max_protocol_errors: u32,
+
+    /// Rooms: rooms with more members than this send no join/leave events
+    /// and answer `joined` with only this many members (plus the count).
+    /// Presence costs a message to every member per join or leave, so a
+    /// room filling up costs members² messages: 1000 keeps that under a
+    /// million; past it a room is broadcast-only.
+    #[arg(long, env = "DUPLEX_PRESENCE_LIMIT", default_value = defaults::PRESENCE_LIMIT)]
+    pub presence_limit: usize,
+
+    /// Bearer token for `POST /api/rooms/{room}/messages` (and `duplex
+    /// push`). Unset: the push API answers 403 to everyone, so a server
+    /// started without one cannot be pushed into by anybody.
+    #[arg(long, env = "DUPLEX_PUSH_TOKEN", hide_env_values = true)]
+    pub push_token: Option<String>,
 }
 
 /// The defaults, written once: clap shows them in `--help` and
@@ -118,6 +170,13 @@ mod defaults {
     pub(super) const WRITE_TIMEOUT: &str = "30s";
     pub(super) const CLOSE_TIMEOUT: &str = "5s";
     pub(super) const SHUTDOWN_GRACE: &str = "10s";
+    pub(super) const CLIENT_QUEUE: &str = "256";
+    pub(super) const SLOW_CLIENT_MISSED: &str = "1024";
+    pub(super) const MAX_NAME_LEN: &str = "64";
+    pub(super) const MAX_ROOM_LEN: &str = "64";
+    pub(super) const MAX_ROOMS_PER_CLIENT: &str = "16";
+    pub(super) const MAX_PROTOCOL_ERRORS: &str = "10";
+    pub(super) const PRESENCE_LIMIT: &str = "1000";
 }
 
 impl Default for Config {
@@ -127,6 +186,7 @@ impl Default for Config {
         // bug caught by the unit test below.
         let size = |s| parse_size(s).expect("default size parses");
         let duration = |s| humantime::parse_duration(s).expect("default duration parses");
+        let count = |s: &str| s.parse::<usize>().expect("default count parses");
         Self {
             listen: defaults::LISTEN.parse().expect("default address parses"),
             max_connections: defaults::MAX_CONNECTIONS
@@ -143,6 +203,18 @@ impl Default for Config {
             close_timeout: duration(defaults::CLOSE_TIMEOUT),
             shutdown_grace: duration(defaults::SHUTDOWN_GRACE),
             ui_dir: None,
+            client_queue: count(defaults::CLIENT_QUEUE),
+            slow_client_missed: defaults::SLOW_CLIENT_MISSED
+                .parse()
+                .expect("default count parses"),
+            max_name_len: count(defaults::MAX_NAME_LEN),
+            max_room_len: count(defaults::MAX_ROOM_LEN),
+            max_rooms_per_client: count(defaults::MAX_ROOMS_PER_CLIENT),
+            max_protocol_errors: defaults::MAX_PROTOCOL_ERRORS
+                .parse()
+                .expect("default count parses"),
+            presence_limit: count(defaults::PRESENCE_LIMIT),
+            push_token: None,
         }
     }
 }
@@ -158,6 +230,10 @@ impl Config {
             ("max-message-size", self.max_message_size),
             ("max-frame-size", self.max_frame_size),
             ("read-buffer-size", self.read_buffer_size),
+            ("client-queue", self.client_queue),
+            ("max-name-len", self.max_name_len),
+            ("max-room-len", self.max_room_len),
+            ("max-rooms-per-client", self.max_rooms_per_client),
         ];
         if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Zero(name));
@@ -186,6 +262,12 @@ impl Config {
                 outbound: self.max_outbound_buffer,
                 needed,
             });
+        }
+        if self.max_room_len > usize::from(u8::MAX) {
+            return Err(ConfigError::RoomLenOverHeader(self.max_room_len));
+        }
+        if self.push_token.as_deref() == Some("") {
+            return Err(ConfigError::EmptyPushToken);
         }
         if let Some(dir) = &self.ui_dir {
             if !dir.join("index.html").is_file() {

@@ -2,9 +2,15 @@
 //! the service, write replies, ping quiet peers, close idle ones, answer
 //! protocol errors with the right close code, and close with 1001 on
 //! shutdown. Everything that can go wrong here ends this connection only.
+//!
+//! A rooms connection (`/ws`) also writes out its outbox, the bounded queue
+//! the hub fills; an echo connection has no outbox and that select branch
+//! stays disabled, so echo does no extra work per message.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +31,7 @@ use tracing::{debug, info, warn};
 use crate::close::{self, Abort, Ending};
 use crate::echo;
 use crate::keepalive::{Due, Keepalive};
+use crate::rooms::{self, Outbox};
 use crate::server::Shared;
 use crate::stats::Traffic;
 use crate::wire::Wire;
@@ -45,6 +52,8 @@ pub(crate) const WRITE_BATCH: usize = 64 * 1024;
 pub(crate) enum Service {
     /// Every data message comes back unchanged (`/` and `/echo`).
     Echo,
+    /// Rooms, publish/subscribe and presence (`/ws`, `docs/protocol.md`).
+    Rooms,
 }
 
 /// Takes over an upgraded HTTP connection and serves it until it ends.
@@ -108,6 +117,35 @@ struct Session<'a> {
     /// Counted for the log line.
     traffic: Traffic,
     keepalive: Keepalive,
+    /// The rooms protocol state, for [`Service::Rooms`] only. Boxed so an
+    /// echo connection pays one pointer for it, not the whole state.
+    rooms: Option<Box<rooms::Client>>,
+}
+
+/// The outbox side of a rooms connection, for the session loop.
+struct RoomsIo {
+    /// The client's queue, shared with the hub.
+    outbox: Arc<Outbox>,
+    /// Messages taken from the outbox, reused for every batch.
+    batch: Vec<Message>,
+    /// The wait for the outbox: kept across turns of the loop (it is
+    /// cancel-safe) and renewed after it fires.
+    waiting: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl RoomsIo {
+    fn new(outbox: &Arc<Outbox>) -> Self {
+        Self {
+            outbox: Arc::clone(outbox),
+            batch: Vec::new(),
+            waiting: Self::wait(outbox),
+        }
+    }
+
+    fn wait(outbox: &Arc<Outbox>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let outbox = Arc::clone(outbox);
+        Box::pin(async move { outbox.ready().await })
+    }
 }
 
 /// What woke the session up.
@@ -116,6 +154,8 @@ enum Event {
     Tick,
     Incoming(Option<Result<Message, WsError>>),
     Readable(std::io::Result<()>),
+    /// The rooms outbox may have messages (rooms connections only).
+    Outbox,
 }
 
 impl<'a> Session<'a> {
@@ -135,6 +175,12 @@ impl<'a> Session<'a> {
             shared,
             traffic: Traffic::default(),
             keepalive: Keepalive::new(config.ping_interval, config.idle_timeout),
+            rooms: (service == Service::Rooms).then(|| {
+                Box::new(rooms::Client::new(
+                    Arc::clone(&shared.hub),
+                    rooms::Limits::new(config),
+                ))
+            }),
         }
     }
 
@@ -147,6 +193,9 @@ impl<'a> Session<'a> {
             Err(ending) => ending,
             Ok(never) => match never {},
         };
+        // Leave the rooms now, not after the lingering close below: the
+        // other members hear of it at once.
+        self.rooms = None;
         if let Ending::ByPeer(_)
         | Ending::ByServer {
             acknowledged: true, ..
@@ -184,6 +233,17 @@ impl<'a> Session<'a> {
         // Set once the peer's Close arrives; the handshake completes on the
         // next read, which flushes our answer and then ends the stream.
         let mut peer_close = None;
+        // What the rooms service adds to this loop, in one box: an echo
+        // connection pays one pointer for it.
+        let mut rooms_io = self
+            .rooms
+            .as_ref()
+            .map(|client| Box::new(RoomsIo::new(client.outbox())));
+        if let Some(client) = &self.rooms {
+            let welcome = client.welcome();
+            self.feed(welcome).await?;
+            self.flush().await?;
+        }
         loop {
             let (ws, primed) = (&mut self.ws, self.primed);
             // Both arms are cancel-safe: nothing is lost if another branch wins.
@@ -194,10 +254,20 @@ impl<'a> Session<'a> {
                     Event::Readable(ws.get_ref().tcp().readable().await)
                 }
             };
+            // A pointer-sized future: echo has no waiter and its branch is
+            // disabled, so the session's state does not grow for it.
+            let rooms = rooms_io.is_some();
+            let queued = std::future::poll_fn(|cx| match rooms_io.as_mut() {
+                Some(io) => io.waiting.as_mut().poll(cx),
+                None => std::task::Poll::Pending,
+            });
             let event = tokio::select! {
                 biased;
                 () = &mut shutdown, if peer_close.is_none() => Event::Shutdown,
                 _ = ticker.tick(), if peer_close.is_none() => Event::Tick,
+                // Before input: a client flooding us still gets its rooms'
+                // traffic between batches.
+                () = queued, if rooms && peer_close.is_none() => Event::Outbox,
                 event = input => event,
             };
             match event {
@@ -218,6 +288,15 @@ impl<'a> Session<'a> {
                         return Err(self.close(CloseCode::Away, "idle timeout", wait).await);
                     }
                 },
+                Event::Outbox => {
+                    if let Some(io) = rooms_io.as_mut() {
+                        io.waiting = RoomsIo::wait(&io.outbox);
+                        // Boxed: inline, its select of a write and the kick
+                        // would be the largest state of this future and
+                        // grow every connection, echo too.
+                        Box::pin(self.deliver(io)).await?;
+                    }
+                }
                 Event::Readable(Ok(())) => self.primed = true,
                 Event::Readable(Err(error)) => {
                     return Err(Ending::Dropped(Abort::Transport(WsError::Io(error))));
@@ -276,8 +355,22 @@ impl<'a> Session<'a> {
         match message {
             Message::Text(_) | Message::Binary(_) => {
                 self.traffic.received(message.len());
-                let reply = match self.service {
-                    Service::Echo => echo::reply(message),
+                let reply = match (self.service, &mut self.rooms) {
+                    (Service::Echo, _) => echo::reply(message),
+                    (Service::Rooms, Some(client)) => match client.handle(message) {
+                        Ok(reply) => reply,
+                        Err(rooms::Abusive) => {
+                            let wait = self.shared.config.close_timeout;
+                            // Boxed for the same reason as `deliver`.
+                            let close = Box::pin(self.close(
+                                CloseCode::Policy,
+                                "too many bad messages",
+                                wait,
+                            ));
+                            return Err(close.await);
+                        }
+                    },
+                    (Service::Rooms, None) => None,
                 };
                 if let Some(reply) = reply {
                     self.feed(reply).await?;
@@ -287,6 +380,44 @@ impl<'a> Session<'a> {
             // tungstenite queues the pong itself and writes it on the next
             // read; pongs only prove liveness.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Writes out what the hub queued for this rooms client, telling it
+    /// first how many messages it missed, if any. A client too far behind
+    /// (its outbox kicked) is closed with 1013, even while a write to it is
+    /// blocked on its full socket.
+    async fn deliver(&mut self, io: &mut RoomsIo) -> Result<(), Ending> {
+        let RoomsIo { outbox, batch, .. } = io;
+        let missed = outbox.take_into(MAX_BATCH, batch);
+        let missed = (missed > 0)
+            .then(|| rooms::text(&duplex_protocol::ServerMessage::Missed { count: missed }));
+        let mut kicked = outbox.is_kicked();
+        for message in missed.into_iter().chain(batch.drain(..)) {
+            if kicked {
+                break;
+            }
+            // Biased: a write that completes at once (the usual case)
+            // never polls, and so never registers, the kick waiter.
+            kicked = tokio::select! {
+                biased;
+                result = self.feed(message) => { result?; false }
+                () = outbox.kicked() => true,
+            };
+        }
+        if !kicked {
+            kicked = tokio::select! {
+                biased;
+                result = self.flush() => { result?; false }
+                () = outbox.kicked() => true,
+            };
+        }
+        if kicked {
+            let wait = self.shared.config.close_timeout;
+            return Err(self
+                .close(CloseCode::Again, "too slow: missed too many messages", wait)
+                .await);
         }
         Ok(())
     }

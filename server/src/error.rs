@@ -54,4 +54,10 @@ pub enum ConfigError {
     /// `--ui-dir` must hold a built UI (run `trunk build --release`).
     #[error("--ui-dir {0:?} has no index.html: build the UI first (trunk build --release)")]
     UiDirWithoutIndex(PathBuf),
+    /// The binary frame header stores a room name's length in one byte.
+    #[error("--max-room-len ({0}) must be at most 255: the binary header has one byte for it")]
+    RoomLenOverHeader(usize),
+    /// An empty token would let anyone push; leave it unset to disable.
+    #[error("--push-token is empty: unset it to disable the push API")]
+    EmptyPushToken,
 }

@@ -1,5 +1,5 @@
 //! HTTP before the upgrade: route each request, answer plain requests
-//! (`/healthz`, the UI's files, errors), and validate WebSocket handshakes
+//! (`/healthz`, `/api/` through [`crate::api`], the UI's files, errors), and validate WebSocket handshakes
 //! before handing the connection to [`crate::connection`]. Nothing a client
 //! sends here can panic: malformed requests get hyper's 400, slow ones the
 //! handshake timeout.
@@ -26,7 +26,7 @@ use crate::connection::{self, Service};
 use crate::server::Shared;
 
 /// Response bodies: small whole ones, or files streamed from `--ui-dir`.
-type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// The only WebSocket protocol version (RFC 6455, section 4.1).
 const WEBSOCKET_VERSION: &str = "13";
@@ -68,6 +68,8 @@ async fn route(
     match (path, &shared.ui) {
         ("/healthz", _) => health(request.method(), shared),
         ("/echo", _) => upgrade(request, peer, Service::Echo, shared),
+        ("/ws", _) => upgrade(request, peer, Service::Rooms, shared),
+        (api, _) if api.starts_with("/api/") => crate::api::handle(request, shared).await,
         ("/", _) if is_websocket_upgrade(request.headers()) => {
             upgrade(request, peer, Service::Echo, shared)
         }
@@ -214,13 +216,13 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     connection_upgrade && upgrade_websocket
 }
 
-fn full(bytes: Bytes) -> Body {
+pub(crate) fn full(bytes: Bytes) -> Body {
     Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync()
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -230,7 +232,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     response
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     response
         .headers_mut()

@@ -1,7 +1,8 @@
 //! Duplex: a full-duplex WebSocket server.
 //!
 //! [`run`] serves a bound listener until a shutdown future resolves:
-//! WebSocket echo on `/` and `/echo`, `GET /healthz`, RFC 6455 close codes
+//! WebSocket echo on `/` and `/echo`, rooms with publish/subscribe and
+//! presence on `/ws` (`docs/protocol.md`), `GET /healthz`, RFC 6455 close codes
 //! for protocol errors, limits and timeouts from [`Config`], and a graceful
 //! shutdown that closes every client with 1001.
 //!
@@ -14,6 +15,7 @@
 //! # }
 //! ```
 
+mod api;
 mod close;
 mod config;
 mod connection;
@@ -21,6 +23,8 @@ mod echo;
 mod error;
 mod http;
 mod keepalive;
+pub mod push;
+mod rooms;
 mod server;
 pub mod shutdown;
 mod stats;

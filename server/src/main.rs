@@ -1,19 +1,26 @@
 //! The `duplex` binary: parse the command line, set up logging, bind, and
-//! hand over to [`duplex_server::run`] until SIGINT or SIGTERM.
+//! hand over to [`duplex_server::run`] until SIGINT or SIGTERM. `duplex
+//! push` instead publishes one message into a running server's room
+//! ([`duplex_server::push`]).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use duplex_server::push::PushArgs;
 use duplex_server::{Config, LogFormat};
 
 /// Duplex: a conformant, hardened, full-duplex WebSocket server.
 ///
-/// Echo on ws://ADDR/ and ws://ADDR/echo; health on http://ADDR/healthz.
-/// Every option can also be set through the environment variable shown.
+/// Echo on ws://ADDR/ and ws://ADDR/echo; rooms on ws://ADDR/ws; health on
+/// http://ADDR/healthz. Without a subcommand it serves. Every option can
+/// also be set through the environment variable shown.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     #[command(flatten)]
     config: Config,
 
@@ -30,9 +37,20 @@ struct Cli {
     workers: usize,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Publish MESSAGE into a room of a running server (POST
+    /// /api/rooms/ROOM/messages with the push token).
+    Push(PushArgs),
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match runtime(cli.workers).and_then(|runtime| runtime.block_on(serve(cli))) {
+    let mut cli = Cli::parse();
+    let result = match cli.command.take() {
+        Some(Command::Push(args)) => runtime(1).and_then(|runtime| runtime.block_on(push(args))),
+        None => runtime(cli.workers).and_then(|runtime| runtime.block_on(serve(cli))),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // The whole chain on one line, without a backtrace: these are
@@ -60,6 +78,14 @@ fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+async fn push(args: PushArgs) -> anyhow::Result<()> {
+    let answer = duplex_server::push::push(&args)
+        .await
+        .with_context(|| format!("cannot push into room {:?}", args.room))?;
+    println!("{answer}");
+    Ok(())
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {

@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::rooms::Hub;
 use crate::stats::ServerStats;
 use crate::tasks::Tasks;
 
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) tasks: Arc<Tasks>,
     /// The built UI's files (`--ui-dir`), if any.
     pub(crate) ui: Option<ServeDir>,
+    /// Every room of `/ws`, also reached by the push API.
+    pub(crate) hub: Arc<Hub>,
 }
 
 /// Serves WebSocket and HTTP clients on `listener` until `shutdown`
@@ -62,9 +65,10 @@ pub async fn run(
         shutdown: CancellationToken::new(),
         tasks: Arc::new(Tasks::default()),
         ui: config.ui_dir.as_ref().map(ServeDir::new),
+        hub: Arc::new(Hub::new(config.presence_limit)),
         config,
     });
-    info!(%local, "listening: echo on ws://{local}/ and ws://{local}/echo, health on http://{local}/healthz");
+    info!(%local, "listening: echo on ws://{local}/ and ws://{local}/echo, rooms on ws://{local}/ws, health on http://{local}/healthz");
 
     tokio::select! {
         () = accept_loop(&listener, &shared) => {}

@@ -256,6 +256,17 @@ impl Client {
             .await
     }
 
+    /// Sends one text message as a single frame (the rooms protocol's
+    /// JSON control messages).
+    ///
+    /// # Errors
+    /// The socket failed.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
+        self.writer
+            .send(&mut self.stream, OpCode::Text, text.as_bytes())
+            .await
+    }
+
     /// Waits for the next data message, answering pings on the way.
     ///
     /// # Errors

@@ -1,5 +1,5 @@
 //! A lean WebSocket client, just what a load generator needs: connect and
-//! upgrade, send single-frame binary messages, receive messages (answering
+//! upgrade, send single-frame binary (and text) messages, receive messages (answering
 //! pings, reassembling fragments), close.
 //!
 //! Why not tokio-tungstenite: the generator runs on one core and must outrun

@@ -15,6 +15,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub mod rooms;
+
 use duplex_server::{Config, Error};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

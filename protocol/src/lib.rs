@@ -1,0 +1,23 @@
+//! The application protocol spoken on `/ws`: rooms, publish/subscribe and
+//! presence. Shared by the server, the browser client and the load
+//! generator, so it depends on neither tokio nor web-sys and builds for
+//! wasm32 as well as natively.
+//!
+//! Control messages are JSON text frames tagged by `"type"`
+//! ([`ClientMessage`], [`ServerMessage`]); binary payloads travel in binary
+//! frames behind a small header ([`binary`]). `docs/protocol.md` lists every
+//! message with an example.
+
+pub mod binary;
+mod error;
+mod message;
+
+pub use error::{BinaryError, DecodeError, ErrorCode};
+pub use message::{
+    ClientId, ClientMessage, LeaveReason, Member, RoomInfo, RoomList, ServerMessage, decode_client,
+};
+
+/// The protocol version, sent in [`ServerMessage::Welcome`] and as the first
+/// byte of every binary frame. Raised on any change an older peer would
+/// misread.
+pub const VERSION: u8 = 1;

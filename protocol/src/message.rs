@@ -1,0 +1,257 @@
+//! The JSON messages, one enum per direction, tagged by `"type"`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DecodeError, ErrorCode};
+
+/// A connection's id, assigned by the server and unique for its lifetime.
+pub type ClientId = u64;
+
+/// What a client may send as a text frame. Exhaustive on purpose: the
+/// server must handle every message, and a new one means a new
+/// [`crate::VERSION`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Become a member of `room` (created if it does not exist), shown to
+    /// the others as `name`.
+    Join {
+        /// The room's name.
+        room: String,
+        /// The display name in this room.
+        name: String,
+    },
+    /// Stop being a member of `room`.
+    Leave {
+        /// The room's name.
+        room: String,
+    },
+    /// Send `text` to every member of `room`, the sender included.
+    Publish {
+        /// The room's name.
+        room: String,
+        /// The message.
+        text: String,
+    },
+}
+
+impl ClientMessage {
+    /// The `"type"` values, for telling an unknown type from a malformed
+    /// known one.
+    const TYPES: [&'static str; 3] = ["join", "leave", "publish"];
+}
+
+/// Decodes one text frame from a client, telling bad JSON, an unknown type
+/// and a malformed known type apart (each gets its own error code).
+///
+/// # Errors
+/// See [`DecodeError`].
+pub fn decode_client(text: &str) -> Result<ClientMessage, DecodeError> {
+    let error = match serde_json::from_str(text) {
+        Ok(message) => return Ok(message),
+        Err(error) => error,
+    };
+    /// Just the tag, to classify a failure (only on the error path).
+    #[derive(Deserialize)]
+    struct Tag {
+        #[serde(rename = "type")]
+        kind: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<Tag>(text) {
+        Err(_) => Err(DecodeError::BadJson(error)),
+        Ok(Tag {
+            kind: Some(serde_json::Value::String(kind)),
+        }) if ClientMessage::TYPES.contains(&kind.as_str()) => Err(DecodeError::BadMessage {
+            kind,
+            source: error,
+        }),
+        Ok(Tag { kind }) => Err(DecodeError::UnknownType(kind.map(|kind| match kind {
+            serde_json::Value::String(kind) => kind,
+            other => other.to_string(),
+        }))),
+    }
+}
+
+/// A member of a room as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The member's connection id.
+    pub id: ClientId,
+    /// Its display name in this room.
+    pub name: String,
+}
+
+/// Why a member is no longer in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LeaveReason {
+    /// It sent `leave`.
+    Left,
+    /// Its connection ended.
+    Disconnected,
+    /// The server closed it (1013) for falling too far behind.
+    TooSlow,
+}
+
+/// What the server sends as a text frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerMessage {
+    /// First message on every connection.
+    Welcome {
+        /// [`crate::VERSION`].
+        version: u8,
+        /// This connection's id.
+        client_id: ClientId,
+        /// Longest display name accepted, in bytes.
+        max_name_len: usize,
+        /// Longest room name accepted, in bytes.
+        max_room_len: usize,
+    },
+    /// Answer to `join`: the members, this client included.
+    Joined {
+        /// The room's name.
+        room: String,
+        /// The members in order of id: all of them, or the first
+        /// `--presence-limit` in a larger room.
+        members: Vec<Member>,
+        /// How many members the room has.
+        member_count: usize,
+    },
+    /// Answer to `leave`.
+    Left {
+        /// The room's name.
+        room: String,
+    },
+    /// Someone else joined a room this client is in (not sent in rooms
+    /// larger than the server's presence limit).
+    MemberJoined {
+        /// The room's name.
+        room: String,
+        /// The new member.
+        member: Member,
+    },
+    /// Someone else left a room this client is in (not sent in rooms
+    /// larger than the server's presence limit).
+    MemberLeft {
+        /// The room's name.
+        room: String,
+        /// The member that left.
+        member: Member,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A text published to a room this client is in.
+    Message {
+        /// The room's name.
+        room: String,
+        /// The publisher; `null` for a push from the HTTP API.
+        from: Option<Member>,
+        /// The message.
+        text: String,
+    },
+    /// This client's queue overflowed: the `count` oldest messages queued
+    /// for it were dropped. Sent before the next message it does get.
+    Missed {
+        /// How many messages were dropped.
+        count: u64,
+    },
+    /// The last message from this client was refused; the connection
+    /// stays up.
+    Error {
+        /// What was wrong.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    /// The JSON text of this message.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: string keys, no maps with
+        // non-string keys, no custom Serialize impls.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// One room in `GET /api/rooms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// The room's name.
+    pub room: String,
+    /// How many members it has.
+    pub members: usize,
+}
+
+/// The body of `GET /api/rooms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomList {
+    /// Every room, by name.
+    pub rooms: Vec<RoomInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_decode() {
+        assert_eq!(
+            decode_client(r#"{"type":"join","room":"lobby","name":"ada"}"#).ok(),
+            Some(ClientMessage::Join {
+                room: "lobby".into(),
+                name: "ada".into()
+            })
+        );
+        assert_eq!(
+            decode_client(r#"{"type":"publish","room":"r","text":"hi"}"#).ok(),
+            Some(ClientMessage::Publish {
+                room: "r".into(),
+                text: "hi".into()
+            })
+        );
+    }
+
+    #[test]
+    fn decode_errors_are_classified() {
+        let code = |text| decode_client(text).err().map(|e| e.code());
+        assert_eq!(code("not json"), Some(ErrorCode::BadJson));
+        assert_eq!(code("[1,2]"), Some(ErrorCode::BadJson));
+        assert_eq!(code(r#"{"type":"dance"}"#), Some(ErrorCode::UnknownType));
+        assert_eq!(code(r#"{"room":"r"}"#), Some(ErrorCode::UnknownType));
+        assert_eq!(code(r#"{"type":7}"#), Some(ErrorCode::UnknownType));
+        assert_eq!(
+            code(r#"{"type":"join","room":"r"}"#),
+            Some(ErrorCode::BadMessage)
+        );
+        assert_eq!(
+            code(r#"{"type":"leave","room":5}"#),
+            Some(ErrorCode::BadMessage)
+        );
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let message = ServerMessage::Message {
+            room: "lobby".into(),
+            from: None,
+            text: "deploy done".into(),
+        };
+        let json = message.to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"message","room":"lobby","from":null,"text":"deploy done"}"#
+        );
+        let back: ServerMessage = serde_json::from_str(&json).expect("round trip");
+        assert_eq!(back, message);
+        let error = ServerMessage::Error {
+            code: ErrorCode::NotJoined,
+            message: "x".into(),
+        };
+        assert!(error.to_json().contains(r#""code":"not_joined""#));
+    }
+}

@@ -1,0 +1,225 @@
+//! One `/ws` connection's side of the rooms protocol: decode what the
+//! client sends, check it against the limits, act on the hub, and answer
+//! with a typed error when something is wrong. Dropping it leaves every
+//! room the client was in.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use duplex_protocol::{
+    ClientId, ClientMessage, ErrorCode, LeaveReason, Member, ServerMessage, VERSION, binary,
+    decode_client,
+};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::hub::{Hub, JoinError, text};
+use super::outbox::Outbox;
+use crate::config::Config;
+
+/// The limits a client is held to, from [`Config`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    max_name_len: usize,
+    max_room_len: usize,
+    max_rooms: usize,
+    max_errors: u32,
+    queue: usize,
+    max_missed: u64,
+}
+
+impl Limits {
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            max_name_len: config.max_name_len,
+            max_room_len: config.max_room_len,
+            max_rooms: config.max_rooms_per_client,
+            max_errors: config.max_protocol_errors,
+            queue: config.client_queue,
+            max_missed: config.slow_client_missed,
+        }
+    }
+}
+
+/// The client sent more refused messages than `--max-protocol-errors`.
+#[derive(Debug)]
+pub(crate) struct Abusive;
+
+/// A connected rooms client.
+#[derive(Debug)]
+pub(crate) struct Client {
+    hub: Arc<Hub>,
+    id: ClientId,
+    /// Where the hub queues this client's room traffic.
+    outbox: Arc<Outbox>,
+    /// The rooms it is in and its display name in each: to check and sign
+    /// publishes, and to leave them on drop.
+    joined: HashMap<String, String>,
+    /// Refused messages so far.
+    errors: u32,
+    limits: Limits,
+}
+
+/// A refusal: the code and the explanation sent back.
+type Refusal = (ErrorCode, String);
+
+impl Client {
+    pub(crate) fn new(hub: Arc<Hub>, limits: Limits) -> Self {
+        Self {
+            id: hub.next_id(),
+            hub,
+            outbox: Arc::new(Outbox::new(limits.queue, limits.max_missed)),
+            joined: HashMap::new(),
+            errors: 0,
+            limits,
+        }
+    }
+
+    pub(crate) fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// The first message of the connection.
+    pub(crate) fn welcome(&self) -> Message {
+        text(&ServerMessage::Welcome {
+            version: VERSION,
+            client_id: self.id,
+            max_name_len: self.limits.max_name_len,
+            max_room_len: self.limits.max_room_len,
+        })
+    }
+
+    /// Handles one data message; returns the direct answer, if any (room
+    /// traffic, the client's own publishes included, arrives through the
+    /// outbox).
+    ///
+    /// # Errors
+    /// [`Abusive`] once the client has sent too many refused messages.
+    pub(crate) fn handle(&mut self, message: Message) -> Result<Option<Message>, Abusive> {
+        let outcome = match message {
+            Message::Text(json) => match decode_client(json.as_str()) {
+                Ok(message) => self.on_message(message),
+                Err(error) => Err((error.code(), error.to_string())),
+            },
+            Message::Binary(frame) => self.on_binary(&frame).map(|()| None),
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => Ok(None),
+        };
+        match outcome {
+            Ok(answer) => Ok(answer),
+            Err(_) if self.errors >= self.limits.max_errors => Err(Abusive),
+            Err((code, message)) => {
+                self.errors += 1;
+                Ok(Some(text(&ServerMessage::Error { code, message })))
+            }
+        }
+    }
+
+    fn on_message(&mut self, message: ClientMessage) -> Result<Option<Message>, Refusal> {
+        match message {
+            ClientMessage::Join { room, name } => {
+                self.check_room(&room)?;
+                if name.is_empty() {
+                    return Err((ErrorCode::BadMessage, "the name is empty".into()));
+                }
+                if name.len() > self.limits.max_name_len {
+                    return Err((
+                        ErrorCode::NameTooLong,
+                        format!("names are at most {} bytes", self.limits.max_name_len),
+                    ));
+                }
+                if self.joined.contains_key(&room) {
+                    return Err(already_joined(&room));
+                }
+                if self.joined.len() >= self.limits.max_rooms {
+                    return Err((
+                        ErrorCode::TooManyRooms,
+                        format!("at most {} rooms per connection", self.limits.max_rooms),
+                    ));
+                }
+                let (members, member_count) = self
+                    .hub
+                    .join(&room, self.id, &name, &self.outbox)
+                    .map_err(|JoinError::AlreadyJoined| already_joined(&room))?;
+                self.joined.insert(room.clone(), name);
+                Ok(Some(text(&ServerMessage::Joined {
+                    room,
+                    members,
+                    member_count,
+                })))
+            }
+            ClientMessage::Leave { room } => {
+                self.check_member(&room)?;
+                self.joined.remove(&room);
+                self.hub.leave(&room, self.id, LeaveReason::Left);
+                Ok(Some(text(&ServerMessage::Left { room })))
+            }
+            ClientMessage::Publish { room, text: body } => {
+                self.check_member(&room)?;
+                let name = self.joined.get(&room).cloned().unwrap_or_default();
+                let message = text(&ServerMessage::Message {
+                    room: room.clone(),
+                    from: Some(Member { id: self.id, name }),
+                    text: body,
+                });
+                self.hub.publish(&room, &message);
+                Ok(None)
+            }
+        }
+    }
+
+    fn on_binary(&mut self, frame: &[u8]) -> Result<(), Refusal> {
+        let publish = binary::decode_publish(frame)
+            .map_err(|error| (ErrorCode::BadBinary, error.to_string()))?;
+        self.check_member(publish.room)?;
+        // The one copy: header and payload into the shared delivery.
+        let delivery = binary::encode_delivery(publish.room, self.id, publish.payload)
+            .map_err(|error| (ErrorCode::BadBinary, error.to_string()))?;
+        self.hub
+            .publish(publish.room, &Message::Binary(Bytes::from(delivery)));
+        Ok(())
+    }
+
+    fn check_room(&self, room: &str) -> Result<(), Refusal> {
+        if room.is_empty() {
+            return Err((ErrorCode::BadMessage, "the room name is empty".into()));
+        }
+        if room.len() > self.limits.max_room_len {
+            return Err((
+                ErrorCode::RoomTooLong,
+                format!("room names are at most {} bytes", self.limits.max_room_len),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_member(&self, room: &str) -> Result<(), Refusal> {
+        self.check_room(room)?;
+        if !self.joined.contains_key(room) {
+            return Err((
+                ErrorCode::NotJoined,
+                format!("not a member of room {room:?}: join it first"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn already_joined(room: &str) -> Refusal {
+    (
+        ErrorCode::AlreadyJoined,
+        format!("already a member of room {room:?}"),
+    )
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let reason = if self.outbox.is_kicked() {
+            LeaveReason::TooSlow
+        } else {
+            LeaveReason::Disconnected
+        };
+        for (room, _name) in self.joined.drain() {
+            self.hub.leave(&room, self.id, reason);
+        }
+    }
+}

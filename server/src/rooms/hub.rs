@@ -1,0 +1,265 @@
+//! The room registry: who is in which room, and fan-out.
+//!
+//! A published message is serialised once into a [`Message`] whose payload
+//! is reference-counted; every member's queue gets a clone of that handle,
+//! so 10,000 members cost 10,000 pointer copies, not 10,000 copies of the
+//! bytes. Publishing only pushes into bounded queues ([`Outbox::push`] never
+//! waits), so no member can delay a room. A room exists while it has
+//! members: the last one to leave removes it.
+//!
+//! Presence costs O(members) per join or leave, so a join storm costs
+//! O(members²): rooms larger than `--presence-limit` send no join/leave
+//! events and answer `joined` with the first members only (and the count).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use duplex_protocol::{ClientId, LeaveReason, Member, RoomInfo, ServerMessage};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::outbox::Outbox;
+
+/// Every room of the server.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    /// Held only to find, create or remove a room (and across a join or
+    /// leave, so a room cannot be removed while someone joins it);
+    /// publishing takes it just long enough to clone the room's `Arc`.
+    rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
+    /// The last client id handed out; ids start at 1 (0 means "the HTTP
+    /// API" in binary deliveries).
+    last_id: AtomicU64,
+    /// Rooms with more members than this get no presence events
+    /// (`--presence-limit`).
+    presence_limit: usize,
+}
+
+/// One room.
+#[derive(Debug, Default)]
+struct Room {
+    /// By id, so member lists come out in a stable order. Read-locked by
+    /// publishers, write-locked by joins and leaves.
+    members: RwLock<BTreeMap<ClientId, Entry>>,
+}
+
+/// A member as the hub keeps it.
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    outbox: Arc<Outbox>,
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JoinError {
+    AlreadyJoined,
+}
+
+impl Hub {
+    pub(crate) fn new(presence_limit: usize) -> Self {
+        Self {
+            rooms: Mutex::default(),
+            last_id: AtomicU64::new(0),
+            presence_limit,
+        }
+    }
+
+    /// A fresh client id.
+    pub(crate) fn next_id(&self) -> ClientId {
+        self.last_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn rooms(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Room>>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds client `id` to `room` (creating it), tells the other members,
+    /// and returns the member list (the first `--presence-limit` members),
+    /// the new member included, and the member count.
+    pub(crate) fn join(
+        &self,
+        room: &str,
+        id: ClientId,
+        name: &str,
+        outbox: &Arc<Outbox>,
+    ) -> Result<(Vec<Member>, usize), JoinError> {
+        let mut rooms = self.rooms();
+        let entry = rooms.entry(Arc::from(room)).or_default();
+        let mut members = entry
+            .members
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if members.contains_key(&id) {
+            return Err(JoinError::AlreadyJoined);
+        }
+        let member = Member {
+            id,
+            name: name.to_owned(),
+        };
+        if members.len() < self.presence_limit {
+            let event = text(&ServerMessage::MemberJoined {
+                room: room.to_owned(),
+                member,
+            });
+            for other in members.values() {
+                other.outbox.push(event.clone());
+            }
+        }
+        members.insert(
+            id,
+            Entry {
+                name: name.to_owned(),
+                outbox: Arc::clone(outbox),
+            },
+        );
+        Ok((list(&members, self.presence_limit), members.len()))
+    }
+
+    /// Removes client `id` from `room`, tells the others why, and removes
+    /// the room if it is now empty. Returns whether it was a member.
+    pub(crate) fn leave(&self, room: &str, id: ClientId, reason: LeaveReason) -> bool {
+        let mut rooms = self.rooms();
+        let Some(entry) = rooms.get(room) else {
+            return false;
+        };
+        let mut members = entry
+            .members
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(gone) = members.remove(&id) else {
+            return false;
+        };
+        if members.is_empty() {
+            drop(members);
+            rooms.remove(room);
+            return true;
+        }
+        if members.len() >= self.presence_limit {
+            return true;
+        }
+        let event = text(&ServerMessage::MemberLeft {
+            room: room.to_owned(),
+            member: Member {
+                id,
+                name: gone.name,
+            },
+            reason,
+        });
+        for other in members.values() {
+            other.outbox.push(event.clone());
+        }
+        true
+    }
+
+    /// Queues `message` for every member of `room`; returns how many
+    /// members it was queued for, or `None` if there is no such room.
+    pub(crate) fn publish(&self, room: &str, message: &Message) -> Option<usize> {
+        let room = Arc::clone(self.rooms().get(room)?);
+        let members = room.members.read().unwrap_or_else(PoisonError::into_inner);
+        for member in members.values() {
+            member.outbox.push(message.clone());
+        }
+        Some(members.len())
+    }
+
+    /// Every room and its member count, by name.
+    pub(crate) fn list(&self) -> Vec<RoomInfo> {
+        let mut rooms: Vec<RoomInfo> = self
+            .rooms()
+            .iter()
+            .map(|(name, room)| RoomInfo {
+                room: name.to_string(),
+                members: room
+                    .members
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .len(),
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.room.cmp(&b.room));
+        rooms
+    }
+}
+
+fn list(members: &BTreeMap<ClientId, Entry>, limit: usize) -> Vec<Member> {
+    members
+        .iter()
+        .take(limit)
+        .map(|(id, entry)| Member {
+            id: *id,
+            name: entry.name.clone(),
+        })
+        .collect()
+}
+
+/// A server message as a text frame, serialised once.
+pub(crate) fn text(message: &ServerMessage) -> Message {
+    Message::text(message.to_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox() -> Arc<Outbox> {
+        Arc::new(Outbox::new(16, 16))
+    }
+
+    #[test]
+    fn the_last_member_leaving_removes_the_room() {
+        let hub = Hub::new(usize::MAX);
+        let (a, b) = (outbox(), outbox());
+        hub.join("r", 1, "a", &a).expect("join a");
+        let (members, count) = hub.join("r", 2, "b", &b).expect("join b");
+        assert_eq!((members.len(), count), (2, 2));
+        assert_eq!(hub.join("r", 2, "b", &b), Err(JoinError::AlreadyJoined));
+        // a heard b join.
+        assert_eq!(a.take(10).messages.len(), 1);
+        assert!(hub.leave("r", 1, LeaveReason::Left));
+        assert!(!hub.leave("r", 1, LeaveReason::Left));
+        assert_eq!(hub.list().len(), 1);
+        assert!(hub.leave("r", 2, LeaveReason::Left));
+        assert!(hub.list().is_empty());
+        assert_eq!(hub.publish("r", &Message::text("x")), None);
+    }
+
+    #[test]
+    fn rooms_over_the_presence_limit_send_no_presence() {
+        let hub = Hub::new(2);
+        let outboxes: Vec<_> = (0..4).map(|_| outbox()).collect();
+        for (id, outbox) in (1..).zip(&outboxes) {
+            let (members, count) = hub.join("r", id, "m", outbox).expect("join");
+            assert_eq!(count, id as usize);
+            assert!(members.len() <= 2);
+        }
+        // Member 1 heard member 2 join (room of 1 < 2), nobody else's.
+        assert_eq!(outboxes[0].take(10).messages.len(), 1);
+        assert!(hub.leave("r", 4, LeaveReason::Left));
+        assert!(outboxes[0].take(10).messages.is_empty());
+    }
+
+    #[test]
+    fn a_publish_shares_one_buffer_among_members() {
+        let hub = Hub::new(usize::MAX);
+        let outboxes: Vec<_> = (1..=3).map(|_| outbox()).collect();
+        for (id, outbox) in (1..).zip(&outboxes) {
+            hub.join("r", id, "m", outbox).expect("join");
+        }
+        for outbox in &outboxes {
+            outbox.take(10);
+        }
+        assert_eq!(hub.publish("r", &Message::text("hello")), Some(3));
+        let pointers: Vec<*const u8> = outboxes
+            .iter()
+            .map(|outbox| match &outbox.take(10).messages[..] {
+                [Message::Text(text)] => text.as_str().as_ptr(),
+                other => panic!("expected one text, got {other:?}"),
+            })
+            .collect();
+        assert!(
+            pointers.windows(2).all(|w| w[0] == w[1]),
+            "copied: {pointers:?}"
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Helpers for the rooms protocol on `/ws`: connect and read the welcome,
+//! send client messages, read server messages (skipping pings), join.
+
+use std::net::SocketAddr;
+
+use duplex_protocol::{ClientId, ClientMessage, Member, ServerMessage};
+use futures_util::SinkExt;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{Client, WAIT, connect, next_non_control};
+
+/// Connects to `/ws` and reads the welcome; returns the client and its id.
+pub async fn connect_rooms(addr: SocketAddr) -> (Client, ClientId) {
+    let mut ws = connect(addr, "/ws").await;
+    match next_server(&mut ws).await {
+        ServerMessage::Welcome {
+            version, client_id, ..
+        } => {
+            assert_eq!(version, duplex_protocol::VERSION);
+            (ws, client_id)
+        }
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+/// Sends one frame, within [`WAIT`].
+pub async fn send(ws: &mut Client, message: Message) {
+    timeout(WAIT, ws.send(message))
+        .await
+        .expect("send timed out")
+        .expect("send");
+}
+
+/// Sends a client message as JSON.
+pub async fn send_client(ws: &mut Client, message: &ClientMessage) {
+    let json = serde_json::to_string(message).expect("serialise");
+    send(ws, Message::text(json)).await;
+}
+
+/// The next server message (a text frame), within [`WAIT`].
+pub async fn next_server(ws: &mut Client) -> ServerMessage {
+    match next_non_control(ws).await {
+        Message::Text(text) => serde_json::from_str(text.as_str())
+            .unwrap_or_else(|error| panic!("not a server message: {error}: {text}")),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+/// Joins `room` as `name`; returns the member list of the `joined` answer.
+/// Presence events that arrive first are skipped (bounded).
+pub async fn join(ws: &mut Client, room: &str, name: &str) -> Vec<Member> {
+    send_client(
+        ws,
+        &ClientMessage::Join {
+            room: room.into(),
+            name: name.into(),
+        },
+    )
+    .await;
+    for _ in 0..10_000 {
+        match next_server(ws).await {
+            ServerMessage::Joined {
+                room: r, members, ..
+            } if r == room => return members,
+            ServerMessage::MemberJoined { .. } | ServerMessage::MemberLeft { .. } => {}
+            other => panic!("expected joined, got {other:?}"),
+        }
+    }
+    panic!("no joined answer among 10,000 presence events");
+}
+
+/// Publishes `text` to `room`.
+pub async fn publish(ws: &mut Client, room: &str, text: &str) {
+    send_client(
+        ws,
+        &ClientMessage::Publish {
+            room: room.into(),
+            text: text.into(),
+        },
+    )
+    .await;
+}
+
+/// The next `message` (room text), skipping presence events (bounded);
+/// returns its sender and text.
+pub async fn next_text(ws: &mut Client) -> (Option<Member>, String) {
+    for _ in 0..10_000 {
+        match next_server(ws).await {
+            ServerMessage::Message { from, text, .. } => return (from, text),
+            ServerMessage::MemberJoined { .. } | ServerMessage::MemberLeft { .. } => {}
+            other => panic!("expected a room message, got {other:?}"),
+        }
+    }
+    panic!("no room message among 10,000 presence events");
+}
