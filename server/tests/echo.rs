@@ -55,6 +55,36 @@ async fn one_mebibyte_messages_come_back_byte_exact() {
     }
 }
 
+/// Large data frames bypass tungstenite's write buffer (written header +
+/// payload by the server itself): every length encoding (7-bit, 16-bit,
+/// 64-bit) on both sides of that threshold, text and binary, interleaved
+/// with small messages that still go through tungstenite, must come back
+/// byte-exact and in order.
+#[tokio::test]
+async fn frames_on_both_sides_of_the_direct_write_threshold_come_back_exact() {
+    let server = TestServer::start(config()).await;
+    let mut ws = connect(server.addr, "/echo").await;
+    let sizes = [125, 126, 4095, 4096, 4097, 65_535, 65_536, 70_000];
+    let mut sent = Vec::new();
+    for (i, size) in sizes.into_iter().enumerate() {
+        sent.push(Message::binary(common::bytes(size, i as u64)));
+        sent.push(Message::text(common::text(size, i as u64)));
+        sent.push(Message::text(format!("small {i}")));
+    }
+    for message in &sent {
+        ws.feed(message.clone()).await.expect("queue message");
+    }
+    ws.flush().await.expect("flush");
+    for (i, expected) in sent.iter().enumerate() {
+        let got = next_non_control(&mut ws).await;
+        assert!(
+            got == *expected,
+            "message {i} ({} bytes) came back different or out of order",
+            expected.len()
+        );
+    }
+}
+
 #[tokio::test]
 async fn pipelined_messages_come_back_in_order() {
     let server = TestServer::start(config()).await;
