@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -35,6 +36,9 @@ pub(crate) struct Shared {
     pub(crate) stats: ServerStats,
     /// Cancelled when shutdown starts: every connection sends Close 1001.
     pub(crate) shutdown: CancellationToken,
+    /// Set with `shutdown`: a flag a busy connection can read for the price
+    /// of an atomic load, where the token's own check takes a lock.
+    pub(crate) stopping: AtomicBool,
     /// Every connection task, so shutdown can wait for them or stop them.
     pub(crate) tasks: Arc<Tasks>,
     /// The built UI's files (`--ui-dir`), if any.
@@ -63,6 +67,7 @@ pub async fn run(
         permits: Arc::new(Semaphore::new(config.max_connections)),
         stats: ServerStats::new(),
         shutdown: CancellationToken::new(),
+        stopping: AtomicBool::new(false),
         tasks: Arc::new(Tasks::default()),
         ui: config.ui_dir.as_ref().map(ServeDir::new),
         hub: Arc::new(Hub::new(config.presence_limit)),
@@ -82,6 +87,7 @@ pub async fn run(
         ?grace,
         "shutting down: closing every connection with 1001"
     );
+    shared.stopping.store(true, Ordering::Relaxed);
     shared.shutdown.cancel();
     shared.tasks.close();
     if tokio::time::timeout(grace, shared.tasks.wait())

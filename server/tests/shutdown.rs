@@ -179,3 +179,63 @@ async fn connections_left_after_the_grace_are_dropped() {
         Err(_) => panic!("the connection is still open 2 s after run returned"),
     }
 }
+
+/// The session polls input before its shutdown waiter, so a client that
+/// never stops sending must still be told promptly (the session reads a
+/// stop flag on every turn, and tokio's cooperative budget also makes a
+/// busy input yield). The client keeps a stream of messages in flight,
+/// reading the echoes as it goes, and must receive Close 1001 within 1 s.
+#[tokio::test]
+async fn a_client_flooding_the_server_still_gets_1001() {
+    use futures_util::{SinkExt, StreamExt};
+
+    let mut config = common::config();
+    let grace = Duration::from_secs(2);
+    config.shutdown_grace = grace;
+    let mut server = TestServer::start(config).await;
+    let ws = connect(server.addr, "/echo").await;
+    let (mut sink, mut stream) = ws.split();
+    // Keep a pipeline of messages in flight for as long as the server takes
+    // them, bounded in count.
+    let flood = tokio::spawn(async move {
+        for i in 0..200_000u32 {
+            if sink
+                .send(Message::binary(i.to_be_bytes().to_vec()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    // Let the flood get going: wait for some echoes.
+    for _ in 0..100 {
+        timeout(common::WAIT, stream.next())
+            .await
+            .expect("echo within the wait")
+            .expect("stream open")
+            .expect("echo");
+    }
+    let started = Instant::now();
+    server.shutdown();
+    let close = timeout(grace, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Close(frame) = message {
+                return frame;
+            }
+        }
+        None
+    })
+    .await
+    .expect("Close within the grace period");
+    let frame = close.expect("a Close frame with a code");
+    assert_eq!(u16::from(frame.code), SHUTTING_DOWN.0);
+    assert_eq!(frame.reason.as_str(), SHUTTING_DOWN.1);
+    assert!(
+        started.elapsed() < grace,
+        "1001 took {:?}",
+        started.elapsed()
+    );
+    flood.abort();
+    server.finished(grace).await.expect("run returns Ok");
+}
