@@ -228,6 +228,18 @@ async function main() {
     if (!row.content.startsWith('00 07 0e 15')) throw new Error(`preview ${row.content}`);
   });
 
+  await check('the rooms panel joins a room, lists the member and shows a sent message', async () => {
+    await type('#room-name', 'e2e-ada');
+    await type('#room-room', 'e2e-room');
+    await click('#room-join');
+    await until('e2e-ada in the member list', async () => ((await text('#room-members')) || '').includes('e2e-ada'));
+    await type('#room-text', 'hello, room');
+    await click('#room-send');
+    await until('the message in the room chat', async () =>
+      ((await text('#room-chat .line:not(.note)')) || '').includes('hello, room'));
+    return `${await text('#room-members-title')}: ${await text('#room-members')}`;
+  });
+
   await check('round-trip times show', async () => {
     await until('an RTT sample', async () => !['–', null].includes(await text('#rtt-last')));
     return `last ${await text('#rtt-last')}, p50 ${await text('#rtt-p50')}, p99 ${await text('#rtt-p99')}`;

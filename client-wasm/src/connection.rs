@@ -117,6 +117,9 @@ struct Inner {
     /// The open socket, for sends from the handle.
     transport: Option<Rc<Transport>>,
     outbox: Outbox,
+    /// Sent first on every open, before the queue (see
+    /// [`Connection::set_greeting`]).
+    greeting: Vec<Message>,
     prober: Prober,
     events: mpsc::UnboundedSender<Event>,
 }
@@ -164,6 +167,7 @@ impl Connection {
             supervisor: Supervisor::new(config.backoff, config.reconnect),
             transport: None,
             outbox: Outbox::new(config.outbox),
+            greeting: Vec::new(),
             prober: Prober::new(nonce),
             events: events_tx,
         }));
@@ -181,6 +185,14 @@ impl Connection {
     /// attempt (disconnect first to switch an open connection).
     pub fn set_url(&self, url: impl Into<String>) {
         self.inner.borrow_mut().url = url.into();
+    }
+
+    /// Messages to send first on every open, before the queued ones: what
+    /// a protocol needs to restore its state after a reconnect (the rooms
+    /// to join again, see [`crate::rooms`]). Replaces the previous
+    /// greeting; takes effect on the next open.
+    pub fn set_greeting(&self, messages: Vec<Message>) {
+        self.inner.borrow_mut().greeting = messages;
     }
 
     /// The URL of the next attempt.
@@ -379,6 +391,13 @@ async fn serve(
         inner.emit_state();
         if reconnected {
             inner.emit(Event::Reconnected);
+        }
+        // The greeting first, so the queue finds the state it expects.
+        for message in inner.greeting.clone() {
+            match transport.send(&message) {
+                Ok(()) => inner.emit(Event::Sent(message)),
+                Err(error) => inner.emit(Event::Error(error)),
+            }
         }
         // Queued messages go out now, before the handle can send anything
         // new directly (this runs without yielding), so the order holds.

@@ -6,7 +6,8 @@
 //!   bounded queue while disconnected, RTT probes, events.
 //! - Plain Rust, unit-tested natively: [`backoff`], [`outbox`],
 //!   [`session`] (state and reconnect policy), [`stats`], [`probe`],
-//!   [`message_log`], [`hex`], [`chart`], [`format`], [`message`].
+//!   [`message_log`], [`hex`], [`chart`], [`format`], [`message`],
+//!   [`rooms`] (the rooms model for `/ws`).
 //! - The page (private `ui` module) starts itself when the document has a
 //!   `#duplex` element, which trunk's `index.html` provides.
 
@@ -20,6 +21,7 @@ pub mod message;
 pub mod message_log;
 pub mod outbox;
 pub mod probe;
+pub mod rooms;
 pub mod session;
 pub mod stats;
 pub mod time;

@@ -13,12 +13,14 @@ use std::time::Duration;
 
 use duplex_client::backoff::BackoffConfig;
 use duplex_client::outbox::OutboxLimits;
+use duplex_client::rooms::{Author, Change, Rooms};
 use duplex_client::session::State;
 use duplex_client::time;
 use duplex_client::{
     CloseInfo, Connection, ConnectionConfig, Delivery, Event, Events, Message, Transport,
     TransportError,
 };
+use duplex_protocol::Member;
 use futures_util::{SinkExt, StreamExt};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -475,4 +477,144 @@ async fn reconnects_after_a_server_restart_and_delivers_the_queue_in_order() {
     .await;
     let expected: Vec<String> = (0..1000).map(|i| format!("after {i}")).collect();
     assert_eq!(received, expected);
+}
+
+/// The rooms endpoint on the harness's server (`/ws` next to `/echo`).
+fn rooms_url() -> String {
+    let echo = ws_url();
+    let base = echo.strip_suffix("/echo").unwrap_or(echo);
+    format!("{base}/ws")
+}
+
+/// A connection to `/ws` (no probes: the rooms protocol does not echo) and
+/// a rooms model fed by its events.
+struct RoomsClient {
+    connection: Connection,
+    events: Events,
+    rooms: Rooms,
+}
+
+impl RoomsClient {
+    fn new() -> Self {
+        let mut config = ConnectionConfig::new(rooms_url());
+        config.probe_interval = None;
+        let (connection, events) = Connection::new(config);
+        Self {
+            connection,
+            events,
+            rooms: Rooms::new(),
+        }
+    }
+
+    fn join(&mut self, room: &str, name: &str) {
+        let open = self.connection.state() == State::Open;
+        if let Some(message) = self.rooms.join(room, name, open) {
+            self.connection.send(message).expect("room in the queue");
+        }
+        self.connection.set_greeting(self.rooms.greeting());
+    }
+
+    /// Feeds server messages to the model until one gives a change
+    /// matching `pred`; panics on a server error.
+    async fn until(&mut self, what: &str, mut pred: impl FnMut(&Rooms, &Change) -> bool) {
+        let Self { events, rooms, .. } = self;
+        wait_for(events, what, |event| {
+            let Event::Received(Message::Text(text)) = event else {
+                return false;
+            };
+            let change = rooms.handle_text(text).expect("a server message");
+            assert!(
+                !matches!(change, Change::Error { .. }),
+                "the server refused something: {change:?}"
+            );
+            pred(rooms, &change)
+        })
+        .await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn two_clients_chat_in_a_room() {
+    let room = "chat-two";
+    let mut ada = RoomsClient::new();
+    ada.connection.connect();
+    ada.until("ada's welcome", |_, c| matches!(c, Change::Welcome(_)))
+        .await;
+    ada.join(room, "ada");
+    ada.until("ada's joined", |r, _| {
+        r.room(room).is_some_and(|r| r.joined)
+    })
+    .await;
+    let ada_id = ada.rooms.client_id().expect("welcomed");
+
+    let mut bob = RoomsClient::new();
+    bob.connection.connect();
+    bob.until("bob's welcome", |_, c| matches!(c, Change::Welcome(_)))
+        .await;
+    bob.join(room, "bob");
+    bob.until("bob's joined", |r, _| {
+        r.room(room).is_some_and(|r| r.joined)
+    })
+    .await;
+    let bob_id = bob.rooms.client_id().expect("welcomed");
+    assert_ne!(ada_id, bob_id);
+    let names = |rooms: &Rooms| -> Vec<(u64, String)> {
+        rooms
+            .room(room)
+            .expect("joined")
+            .members
+            .iter()
+            .map(|m| (m.id, m.name.clone()))
+            .collect()
+    };
+    let both = vec![(ada_id, "ada".to_owned()), (bob_id, "bob".to_owned())];
+    assert_eq!(names(&bob.rooms), both);
+    ada.until("bob in ada's member list", |r, _| {
+        r.room(room).is_some_and(|r| r.members.len() == 2)
+    })
+    .await;
+    assert_eq!(names(&ada.rooms), both);
+
+    ada.connection
+        .send(Rooms::publish(room, "hello, bob"))
+        .expect("sent");
+    bob.until("ada's message", |r, _| {
+        r.room(room)
+            .is_some_and(|r| r.lines.iter().any(|l| l.text == "hello, bob"))
+    })
+    .await;
+    let line = bob
+        .rooms
+        .room(room)
+        .and_then(|r| r.lines.last())
+        .expect("a line")
+        .clone();
+    assert_eq!(
+        line.author,
+        Author::Member(Member {
+            id: ada_id,
+            name: "ada".into()
+        })
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_greeting_rejoins_before_the_queue_is_sent() {
+    let room = "chat-queued";
+    let mut client = RoomsClient::new();
+    // Offline: the join goes into the greeting, the publish into the queue.
+    client.join(room, "cy");
+    assert_eq!(
+        client.connection.send(Rooms::publish(room, "queued hello")),
+        Ok(Delivery::Queued(1))
+    );
+    client.connection.connect();
+    // `until` fails on any server error, such as not_joined.
+    client
+        .until("the queued message", |r, _| {
+            r.room(room)
+                .is_some_and(|r| r.lines.iter().any(|l| l.text == "queued hello"))
+        })
+        .await;
+    assert!(client.rooms.room(room).is_some_and(|r| r.joined));
 }

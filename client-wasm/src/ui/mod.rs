@@ -12,6 +12,7 @@
 mod chart_view;
 mod dom;
 mod log_view;
+mod rooms_view;
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -58,6 +59,8 @@ thread_local! {
 struct Page {
     _app: Rc<RefCell<App>>,
     _listeners: Vec<Listener>,
+    /// The rooms panel; `None` if it failed to start (the rest works).
+    _rooms: Option<rooms_view::RoomsPanel>,
 }
 
 /// The elements the page reads and writes.
@@ -191,6 +194,12 @@ fn build(document: &Document) -> Result<Page, UiError> {
     let el = Elements::find(document)?;
     let url = default_url();
     el.url.set_value(&url);
+    let rooms = rooms_view::build(document, &url)
+        .map_err(|error| {
+            let message = format!("the rooms panel failed to start: {error}");
+            web_sys::console::error_1(&message.into());
+        })
+        .ok();
     let (connection, events) = Connection::new(ConnectionConfig::new(url));
     let app = Rc::new(RefCell::new(App {
         log_view: LogView::new(document)?,
@@ -231,6 +240,7 @@ fn build(document: &Document) -> Result<Page, UiError> {
     Ok(Page {
         _app: app,
         _listeners: listeners,
+        _rooms: rooms,
     })
 }
 

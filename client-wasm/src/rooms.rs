@@ -1,0 +1,645 @@
+//! The rooms model for `/ws` (see `docs/protocol.md`): which rooms this
+//! client wants to be in and under which name, who is in each, and the chat
+//! lines received. Plain Rust, unit-tested natively; the page and the
+//! browser tests feed it the server's text messages and send what it
+//! returns.
+//!
+//! Rejoining after a reconnect: the server forgets a connection's rooms when
+//! it ends, so every open must start with a `join` for each wanted room,
+//! *before* the connection manager flushes its offline queue (a queued
+//! `publish` ahead of its `join` would be refused with `not_joined`).
+//! [`Rooms::greeting`] is that list; give it to
+//! [`crate::Connection::set_greeting`] after every [`Rooms::join`] and
+//! [`Rooms::leave`]. Because the greeting joins every wanted room, a join or
+//! leave asked for while the connection is not open needs no message of its
+//! own: [`Rooms::join`] and [`Rooms::leave`] return one only when `open`.
+
+use duplex_protocol::{ClientId, ClientMessage, ErrorCode, LeaveReason, Member, ServerMessage};
+
+use crate::message::Message;
+
+/// Chat lines kept per room; older ones are dropped.
+pub const LINES_PER_ROOM: usize = 500;
+
+/// Who wrote a chat line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Author {
+    /// A member (possibly this client).
+    Member(Member),
+    /// A push through the HTTP API (`duplex push`).
+    Server,
+    /// A note from the client itself (joined, someone left, an error).
+    Note,
+}
+
+/// One line of a room's chat log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Who wrote it.
+    pub author: Author,
+    /// What it says.
+    pub text: String,
+}
+
+/// One room this client wants to be in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Room {
+    /// The display name this client joins it with.
+    pub name: String,
+    /// Whether the server confirmed the join on the current connection.
+    pub joined: bool,
+    /// The members the server reported, in order of id.
+    pub members: Vec<Member>,
+    /// How many members the room has (may exceed `members.len()` in a room
+    /// larger than the server's presence limit).
+    pub member_count: usize,
+    /// The chat log, oldest first, at most [`LINES_PER_ROOM`].
+    pub lines: Vec<Line>,
+}
+
+impl Room {
+    fn push(&mut self, author: Author, text: impl Into<String>) {
+        if self.lines.len() == LINES_PER_ROOM {
+            self.lines.remove(0);
+        }
+        self.lines.push(Line {
+            author,
+            text: text.into(),
+        });
+    }
+}
+
+/// What a server message changed, for the page to redraw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing a view shows (or a message for a room we left).
+    None,
+    /// The connection's id is known.
+    Welcome(ClientId),
+    /// This room's members or lines changed.
+    Room(String),
+    /// The server refused something; not tied to a room.
+    Error {
+        /// The error's code.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// This many messages were dropped by the server for this client.
+    Missed(u64),
+}
+
+/// Why [`Rooms::handle_text`] could not use a text message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a rooms message from the server: {0}")]
+pub struct NotAServerMessage(&'static str);
+
+/// The rooms model.
+#[derive(Debug, Clone, Default)]
+pub struct Rooms {
+    client_id: Option<ClientId>,
+    /// By name, sorted (a few rooms: a Vec is smaller in the .wasm than a
+    /// map).
+    rooms: Vec<(String, Room)>,
+}
+
+/// Appends `text` as a JSON string literal.
+fn json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let byte = c as u8;
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 15)]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A client message as a text frame, in the JSON serde would write (by
+/// hand: serde_json would add ~65 KiB to the .wasm).
+fn encode(message: &ClientMessage) -> Message {
+    let (kind, fields): (&str, [(&str, &str); 2]) = match message {
+        ClientMessage::Join { room, name } => ("join", [("room", room), ("name", name)]),
+        ClientMessage::Leave { room } => ("leave", [("room", room), ("", "")]),
+        ClientMessage::Publish { room, text } => ("publish", [("room", room), ("text", text)]),
+    };
+    let mut out = String::from(r#"{"type":""#);
+    out.push_str(kind);
+    out.push('"');
+    for (key, value) in fields {
+        if !key.is_empty() {
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":");
+            json_string(&mut out, value);
+        }
+    }
+    out.push('}');
+    Message::Text(out)
+}
+
+/// Decodes a server message natively (tests) with serde_json.
+#[cfg(not(target_arch = "wasm32"))]
+fn decode(text: &str) -> Result<ServerMessage, NotAServerMessage> {
+    serde_json::from_str(text).map_err(|_| NotAServerMessage("not valid JSON of a known type"))
+}
+
+/// Decodes a server message in the browser with `JSON.parse`.
+#[cfg(target_arch = "wasm32")]
+fn decode(text: &str) -> Result<ServerMessage, NotAServerMessage> {
+    use js_sys::{Array, JSON, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+
+    let bad = |_: &str| NotAServerMessage("a field is missing or mistyped");
+    let get = |value: &JsValue, key: &str| {
+        Reflect::get(value, &JsValue::from_str(key))
+            .ok()
+            .filter(|v| !v.is_undefined())
+    };
+    let string = |value: &JsValue, key: &str| {
+        get(value, key)
+            .and_then(|v| v.as_string())
+            .ok_or_else(|| bad(key))
+    };
+    let number = |value: &JsValue, key: &str| {
+        get(value, key)
+            .and_then(|v| v.as_f64())
+            .filter(|n| *n >= 0.0)
+            .map(|n| n as u64)
+            .ok_or_else(|| bad(key))
+    };
+    let member = |value: &JsValue| -> Result<Member, NotAServerMessage> {
+        Ok(Member {
+            id: number(value, "id")?,
+            name: string(value, "name")?,
+        })
+    };
+    let value = JSON::parse(text).map_err(|_| NotAServerMessage("not JSON"))?;
+    if !value.is_object() {
+        return Err(NotAServerMessage("not a JSON object"));
+    }
+    let room = || string(&value, "room");
+    let kind = string(&value, "type")?;
+    Ok(match kind.as_str() {
+        "welcome" => ServerMessage::Welcome {
+            version: u8::try_from(number(&value, "version")?).unwrap_or(u8::MAX),
+            client_id: number(&value, "client_id")?,
+            max_name_len: number(&value, "max_name_len")? as usize,
+            max_room_len: number(&value, "max_room_len")? as usize,
+        },
+        "joined" => ServerMessage::Joined {
+            room: room()?,
+            members: get(&value, "members")
+                .and_then(|v| v.dyn_into::<Array>().ok())
+                .ok_or_else(|| bad("members"))?
+                .iter()
+                .map(|m| member(&m))
+                .collect::<Result<_, _>>()?,
+            member_count: number(&value, "member_count")? as usize,
+        },
+        "left" => ServerMessage::Left { room: room()? },
+        "member_joined" => ServerMessage::MemberJoined {
+            room: room()?,
+            member: member(&get(&value, "member").ok_or_else(|| bad("member"))?)?,
+        },
+        "member_left" => ServerMessage::MemberLeft {
+            room: room()?,
+            member: member(&get(&value, "member").ok_or_else(|| bad("member"))?)?,
+            reason: match string(&value, "reason")?.as_str() {
+                "left" => LeaveReason::Left,
+                "too_slow" => LeaveReason::TooSlow,
+                _ => LeaveReason::Disconnected,
+            },
+        },
+        "message" => ServerMessage::Message {
+            room: room()?,
+            from: match get(&value, "from") {
+                Some(from) if !from.is_null() => Some(member(&from)?),
+                _ => None,
+            },
+            text: string(&value, "text")?,
+        },
+        "missed" => ServerMessage::Missed {
+            count: number(&value, "count")?,
+        },
+        "error" => ServerMessage::Error {
+            code: error_code(&string(&value, "code")?),
+            message: string(&value, "message")?,
+        },
+        _ => return Err(NotAServerMessage("unknown type")),
+    })
+}
+
+/// An error code by its name; a code newer than this client reads as
+/// `bad_message` (the message text still says what happened).
+#[cfg(target_arch = "wasm32")]
+fn error_code(code: &str) -> ErrorCode {
+    match code {
+        "bad_json" => ErrorCode::BadJson,
+        "unknown_type" => ErrorCode::UnknownType,
+        "name_too_long" => ErrorCode::NameTooLong,
+        "room_too_long" => ErrorCode::RoomTooLong,
+        "not_joined" => ErrorCode::NotJoined,
+        "already_joined" => ErrorCode::AlreadyJoined,
+        "too_many_rooms" => ErrorCode::TooManyRooms,
+        "bad_binary" => ErrorCode::BadBinary,
+        _ => ErrorCode::BadMessage,
+    }
+}
+
+impl Rooms {
+    /// No rooms, no id.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// This connection's id, once the server's `welcome` arrived.
+    pub fn client_id(&self) -> Option<ClientId> {
+        self.client_id
+    }
+
+    /// The names of the wanted rooms, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.rooms.iter().map(|(name, _)| name.as_str())
+    }
+
+    fn find(&self, room: &str) -> Result<usize, usize> {
+        self.rooms
+            .binary_search_by(|(name, _)| name.as_str().cmp(room))
+    }
+
+    /// One wanted room.
+    pub fn room(&self, room: &str) -> Option<&Room> {
+        let at = self.find(room).ok()?;
+        Some(&self.rooms[at].1)
+    }
+
+    /// Wants `room` under `name`. Returns the `join` to send when the
+    /// connection is `open`; otherwise the next [`Rooms::greeting`] joins
+    /// it. `None` too when the room is wanted already.
+    pub fn join(&mut self, room: &str, name: &str, open: bool) -> Option<Message> {
+        let Err(at) = self.find(room) else {
+            return None;
+        };
+        self.rooms.insert(
+            at,
+            (
+                room.to_owned(),
+                Room {
+                    name: name.to_owned(),
+                    ..Room::default()
+                },
+            ),
+        );
+        open.then(|| {
+            encode(&ClientMessage::Join {
+                room: room.to_owned(),
+                name: name.to_owned(),
+            })
+        })
+    }
+
+    /// Stops wanting `room` (its log goes too). Returns the `leave` to send
+    /// when the connection is `open` and the server had confirmed the join.
+    pub fn leave(&mut self, room: &str, open: bool) -> Option<Message> {
+        let (_, was) = self.rooms.remove(self.find(room).ok()?);
+        (open && was.joined).then(|| {
+            encode(&ClientMessage::Leave {
+                room: room.to_owned(),
+            })
+        })
+    }
+
+    /// The `publish` of `text` to `room` (send it through the connection,
+    /// which queues it while offline). The text shows in the log when the
+    /// server's copy comes back.
+    pub fn publish(room: &str, text: &str) -> Message {
+        encode(&ClientMessage::Publish {
+            room: room.to_owned(),
+            text: text.to_owned(),
+        })
+    }
+
+    /// A `join` for every wanted room: what each connection must send first.
+    pub fn greeting(&self) -> Vec<Message> {
+        self.rooms
+            .iter()
+            .map(|(room, state)| {
+                encode(&ClientMessage::Join {
+                    room: room.clone(),
+                    name: state.name.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The connection ended: the server forgot our rooms and members; the
+    /// greeting will join them again. Logs are kept.
+    pub fn disconnected(&mut self) {
+        self.client_id = None;
+        for (_, room) in &mut self.rooms {
+            if room.joined {
+                room.push(Author::Note, "connection lost; rejoining");
+            }
+            room.joined = false;
+            room.members.clear();
+            room.member_count = 0;
+        }
+    }
+
+    /// Applies one text frame from the server.
+    ///
+    /// # Errors
+    /// [`NotAServerMessage`] when it is not one of the messages in
+    /// `docs/protocol.md`.
+    pub fn handle_text(&mut self, text: &str) -> Result<Change, NotAServerMessage> {
+        Ok(self.handle(decode(text)?))
+    }
+
+    /// Applies one server message.
+    pub fn handle(&mut self, message: ServerMessage) -> Change {
+        match message {
+            ServerMessage::Welcome { client_id, .. } => {
+                self.client_id = Some(client_id);
+                Change::Welcome(client_id)
+            }
+            ServerMessage::Joined {
+                room,
+                members,
+                member_count,
+            } => self.with_room(room, |state| {
+                state.joined = true;
+                state.members = members;
+                state.member_count = member_count;
+                let text = format!("joined as {}", state.name);
+                state.push(Author::Note, text);
+            }),
+            // We asked to leave and dropped the room already.
+            ServerMessage::Left { .. } => Change::None,
+            ServerMessage::MemberJoined { room, member } => self.with_room(room, |state| {
+                let text = format!("{} joined", member.name);
+                if let Err(at) = state.members.binary_search_by_key(&member.id, |m| m.id) {
+                    state.members.insert(at, member);
+                    state.member_count += 1;
+                }
+                state.push(Author::Note, text);
+            }),
+            ServerMessage::MemberLeft {
+                room,
+                member,
+                reason,
+            } => self.with_room(room, |state| {
+                let before = state.members.len();
+                state.members.retain(|m| m.id != member.id);
+                if state.members.len() < before {
+                    state.member_count = state.member_count.saturating_sub(1);
+                }
+                let why = match reason {
+                    LeaveReason::Left => "left",
+                    LeaveReason::TooSlow => "was disconnected for being too slow",
+                    _ => "disconnected",
+                };
+                state.push(Author::Note, format!("{} {why}", member.name));
+            }),
+            ServerMessage::Message { room, from, text } => self.with_room(room, |state| {
+                let author = from.map_or(Author::Server, Author::Member);
+                state.push(author, text);
+            }),
+            ServerMessage::Missed { count } => Change::Missed(count),
+            ServerMessage::Error { code, message } => Change::Error { code, message },
+            _ => Change::None,
+        }
+    }
+
+    fn with_room(&mut self, room: String, apply: impl FnOnce(&mut Room)) -> Change {
+        match self.find(&room) {
+            Ok(at) => {
+                apply(&mut self.rooms[at].1);
+                Change::Room(room)
+            }
+            Err(_) => Change::None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(message: Option<Message>) -> Option<String> {
+        match message? {
+            Message::Text(text) => Some(text),
+            Message::Binary(_) => None,
+        }
+    }
+
+    fn member(id: ClientId, name: &str) -> Member {
+        Member {
+            id,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn join_sends_only_when_open_and_once() {
+        let mut rooms = Rooms::new();
+        assert_eq!(
+            text(rooms.join("lobby", "ada", true)).as_deref(),
+            Some(r#"{"type":"join","room":"lobby","name":"ada"}"#)
+        );
+        assert_eq!(rooms.join("lobby", "ada", true), None);
+        assert_eq!(rooms.join("attic", "ada", false), None);
+        assert_eq!(rooms.names().collect::<Vec<_>>(), ["attic", "lobby"]);
+    }
+
+    #[test]
+    fn greeting_joins_every_wanted_room_and_forgets_left_ones() {
+        let mut rooms = Rooms::new();
+        rooms.join("lobby", "ada", false);
+        rooms.join("attic", "bo", false);
+        let greeting: Vec<_> = rooms.greeting().into_iter().map(Some).map(text).collect();
+        assert_eq!(
+            greeting,
+            [
+                Some(r#"{"type":"join","room":"attic","name":"bo"}"#.to_owned()),
+                Some(r#"{"type":"join","room":"lobby","name":"ada"}"#.to_owned()),
+            ]
+        );
+        // Not confirmed: nothing to tell the server.
+        assert_eq!(rooms.leave("attic", true), None);
+        assert_eq!(rooms.greeting().len(), 1);
+    }
+
+    #[test]
+    fn leave_after_joined_sends_leave() {
+        let mut rooms = Rooms::new();
+        rooms.join("lobby", "ada", true);
+        rooms.handle_text(
+            r#"{"type":"joined","room":"lobby","members":[{"id":7,"name":"ada"}],"member_count":1}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            text(rooms.leave("lobby", true)).as_deref(),
+            Some(r#"{"type":"leave","room":"lobby"}"#)
+        );
+        assert!(rooms.room("lobby").is_none());
+        assert_eq!(
+            rooms.handle_text(r#"{"type":"left","room":"lobby"}"#).ok(),
+            Some(Change::None)
+        );
+    }
+
+    #[test]
+    fn presence_and_messages_update_the_room() {
+        let mut rooms = Rooms::new();
+        assert_eq!(
+            rooms
+                .handle_text(
+                    r#"{"type":"welcome","version":1,"client_id":7,"max_name_len":64,"max_room_len":64}"#
+                )
+                .ok(),
+            Some(Change::Welcome(7))
+        );
+        assert_eq!(rooms.client_id(), Some(7));
+        rooms.join("lobby", "ada", true);
+        rooms.handle(ServerMessage::Joined {
+            room: "lobby".into(),
+            members: vec![member(3, "bob"), member(7, "ada")],
+            member_count: 2,
+        });
+        let change = rooms.handle(ServerMessage::MemberJoined {
+            room: "lobby".into(),
+            member: member(5, "cy"),
+        });
+        assert_eq!(change, Change::Room("lobby".into()));
+        let lobby = rooms.room("lobby").expect("wanted");
+        assert!(lobby.joined);
+        assert_eq!(
+            lobby.members.iter().map(|m| m.id).collect::<Vec<_>>(),
+            [3, 5, 7]
+        );
+        assert_eq!(lobby.member_count, 3);
+
+        rooms
+            .handle_text(r#"{"type":"member_left","room":"lobby","member":{"id":3,"name":"bob"},"reason":"disconnected"}"#)
+            .expect("valid");
+        rooms
+            .handle_text(
+                r#"{"type":"message","room":"lobby","from":{"id":5,"name":"cy"},"text":"hi"}"#,
+            )
+            .expect("valid");
+        rooms
+            .handle_text(
+                r#"{"type":"message","room":"lobby","from":null,"text":"deploy finished"}"#,
+            )
+            .expect("valid");
+        let lobby = rooms.room("lobby").expect("wanted");
+        assert_eq!(lobby.member_count, 2);
+        let lines: Vec<_> = lobby.lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "joined as ada",
+                "cy joined",
+                "bob disconnected",
+                "hi",
+                "deploy finished"
+            ]
+        );
+        assert_eq!(lobby.lines[3].author, Author::Member(member(5, "cy")));
+        assert_eq!(lobby.lines[4].author, Author::Server);
+    }
+
+    #[test]
+    fn messages_for_unknown_rooms_are_ignored_and_errors_reported() {
+        let mut rooms = Rooms::new();
+        assert_eq!(
+            rooms
+                .handle_text(r#"{"type":"message","room":"x","from":null,"text":"t"}"#)
+                .ok(),
+            Some(Change::None)
+        );
+        assert_eq!(
+            rooms
+                .handle_text(r#"{"type":"error","code":"not_joined","message":"m"}"#)
+                .ok(),
+            Some(Change::Error {
+                code: ErrorCode::NotJoined,
+                message: "m".into()
+            })
+        );
+        assert_eq!(
+            rooms.handle_text(r#"{"type":"missed","count":12}"#).ok(),
+            Some(Change::Missed(12))
+        );
+        assert!(rooms.handle_text("not json").is_err());
+    }
+
+    #[test]
+    fn disconnect_clears_presence_but_keeps_rooms_and_logs() {
+        let mut rooms = Rooms::new();
+        rooms.join("lobby", "ada", true);
+        rooms.handle(ServerMessage::Joined {
+            room: "lobby".into(),
+            members: vec![member(7, "ada")],
+            member_count: 1,
+        });
+        rooms.disconnected();
+        let lobby = rooms.room("lobby").expect("still wanted");
+        assert!(!lobby.joined);
+        assert!(lobby.members.is_empty());
+        assert_eq!(lobby.lines.len(), 2);
+        assert_eq!(rooms.greeting().len(), 1);
+        // Not confirmed on this connection: no leave to send.
+        assert_eq!(rooms.leave("lobby", true), None);
+    }
+
+    // serde_json is a native-only dependency (see Cargo.toml).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn encoding_escapes_like_serde() {
+        let tricky = "q\"b\\n\nt\tc\u{1}é🙂";
+        let message = ClientMessage::Publish {
+            room: "r".into(),
+            text: tricky.into(),
+        };
+        let Message::Text(json) = encode(&message) else {
+            panic!("text");
+        };
+        let back: ClientMessage = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(back, message);
+        assert_eq!(json, serde_json::to_string(&message).expect("serialises"));
+        let leave = ClientMessage::Leave { room: "r".into() };
+        assert_eq!(
+            text(Some(encode(&leave))),
+            serde_json::to_string(&leave).ok()
+        );
+    }
+
+    #[test]
+    fn the_log_is_capped() {
+        let mut rooms = Rooms::new();
+        rooms.join("r", "a", false);
+        for i in 0..LINES_PER_ROOM + 5 {
+            rooms.handle(ServerMessage::Message {
+                room: "r".into(),
+                from: None,
+                text: i.to_string(),
+            });
+        }
+        let lines = &rooms.room("r").expect("wanted").lines;
+        assert_eq!(lines.len(), LINES_PER_ROOM);
+        assert_eq!(lines[0].text, "5");
+    }
+}
