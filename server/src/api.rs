@@ -8,7 +8,6 @@
 //!   whose `from` is `null`. 401 without the right token, 403 when the
 //!   server has no `--push-token`, 404 when the room does not exist.
 
-use bytes::Bytes;
 use duplex_protocol::{RoomList, ServerMessage};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -17,7 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use tracing::info;
 
-use crate::http::{Body, full, method_not_allowed, text};
+use crate::http::{Body, json, method_not_allowed, text};
 use crate::rooms;
 use crate::server::Shared;
 
@@ -137,19 +136,6 @@ fn percent_decode(segment: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut response = Response::new(full(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 #[cfg(test)]

@@ -98,8 +98,14 @@ fn health(method: &Method, shared: &Shared) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         return method_not_allowed("GET, HEAD");
     }
-    let body = serde_json::to_vec(&shared.stats.health()).unwrap_or_default();
+    json(StatusCode::OK, &shared.stats.health())
+}
+
+/// A JSON answer that no cache keeps (`/healthz`, `/api/*`).
+pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
     let mut response = Response::new(full(Bytes::from(body)));
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -71,18 +71,7 @@ async fn frames_on_both_sides_of_the_direct_write_threshold_come_back_exact() {
         sent.push(Message::text(common::text(size, i as u64)));
         sent.push(Message::text(format!("small {i}")));
     }
-    for message in &sent {
-        ws.feed(message.clone()).await.expect("queue message");
-    }
-    ws.flush().await.expect("flush");
-    for (i, expected) in sent.iter().enumerate() {
-        let got = next_non_control(&mut ws).await;
-        assert!(
-            got == *expected,
-            "message {i} ({} bytes) came back different or out of order",
-            expected.len()
-        );
-    }
+    assert_pipelined_echo(&mut ws, &sent).await;
 }
 
 #[tokio::test]
@@ -98,17 +87,7 @@ async fn pipelined_messages_come_back_in_order() {
             }
         })
         .collect();
-    for message in &sent {
-        ws.feed(message.clone()).await.expect("queue message");
-    }
-    ws.flush().await.expect("flush");
-    for (i, expected) in sent.iter().enumerate() {
-        let got = next_non_control(&mut ws).await;
-        assert!(
-            got == *expected,
-            "message {i} came back different or out of order"
-        );
-    }
+    assert_pipelined_echo(&mut ws, &sent).await;
 }
 
 /// Regression: a burst longer than the server's batch (64 messages) lost
@@ -155,4 +134,21 @@ async fn frames_sent_with_the_handshake_are_not_lost() {
         (second.fin, second.opcode, second.payload.as_slice()),
         (true, common::op::BINARY, &[1u8, 2, 3][..])
     );
+}
+
+/// Sends every message in one write, then checks that each echo comes back
+/// byte-exact and in order.
+async fn assert_pipelined_echo(ws: &mut common::Client, sent: &[Message]) {
+    for message in sent {
+        ws.feed(message.clone()).await.expect("queue message");
+    }
+    ws.flush().await.expect("flush");
+    for (i, expected) in sent.iter().enumerate() {
+        let got = next_non_control(ws).await;
+        assert!(
+            got == *expected,
+            "message {i} ({} bytes) came back different or out of order",
+            expected.len()
+        );
+    }
 }
