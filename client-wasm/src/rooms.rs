@@ -13,6 +13,15 @@
 //! [`Rooms::leave`]. Because the greeting joins every wanted room, a join or
 //! leave asked for while the connection is not open needs no message of its
 //! own: [`Rooms::join`] and [`Rooms::leave`] return one only when `open`.
+//!
+//! Joins in flight: the server's state follows the person's last wish
+//! whatever the order of events. Leaving a room whose join the server has
+//! not confirmed yet sends nothing (the join may still be refused); when
+//! its `joined` arrives for a room no longer wanted, the model answers with
+//! the `leave` ([`Change::Send`]). A duplicate join (one queued as a socket
+//! closed, sent after the next connection's greeting) is answered with
+//! `already_joined`, which only says the server has us where we asked to
+//! be: it is not shown as an error.
 
 use duplex_protocol::{ClientId, ClientMessage, ErrorCode, LeaveReason, Member, ServerMessage};
 
@@ -87,6 +96,9 @@ pub enum Change {
     },
     /// This many messages were dropped by the server for this client.
     Missed(u64),
+    /// Send this through the connection: the `leave` for a room whose join
+    /// the server confirmed after this client stopped wanting it.
+    Send(Message),
 }
 
 /// Why [`Rooms::handle_text`] could not use a text message.
@@ -311,7 +323,9 @@ impl Rooms {
     }
 
     /// Stops wanting `room` (its log goes too). Returns the `leave` to send
-    /// when the connection is `open` and the server had confirmed the join.
+    /// when the connection is `open` and the server had confirmed the join;
+    /// a join still on its way is left when its `joined` arrives
+    /// ([`Change::Send`]), so a refused join costs no `not_joined` error.
     pub fn leave(&mut self, room: &str, open: bool) -> Option<Message> {
         let (_, was) = self.rooms.remove(self.find(room).ok()?);
         (open && was.joined).then(|| {
@@ -374,6 +388,10 @@ impl Rooms {
                 self.client_id = Some(client_id);
                 Change::Welcome(client_id)
             }
+            // Left while the join was on its way: leave on the server too.
+            ServerMessage::Joined { room, .. } if self.find(&room).is_err() => {
+                Change::Send(encode(&ClientMessage::Leave { room }))
+            }
             ServerMessage::Joined {
                 room,
                 members,
@@ -417,6 +435,12 @@ impl Rooms {
                 state.push(author, text);
             }),
             ServerMessage::Missed { count } => Change::Missed(count),
+            // Joins go out only for wanted rooms (an unwanted one was left
+            // at its `joined`), so this is a duplicate join: harmless.
+            ServerMessage::Error {
+                code: ErrorCode::AlreadyJoined,
+                ..
+            } => Change::None,
             ServerMessage::Error { code, message } => Change::Error { code, message },
             _ => Change::None,
         }
@@ -498,6 +522,88 @@ mod tests {
             rooms.handle_text(r#"{"type":"left","room":"lobby"}"#).ok(),
             Some(Change::None)
         );
+    }
+
+    /// Leaving before the server confirmed the join used to send nothing
+    /// and leave the server with a member the person did not want.
+    #[test]
+    fn leaving_before_the_join_is_confirmed_leaves_once_it_is() {
+        let mut rooms = Rooms::new();
+        assert!(rooms.join("lobby", "ada", true).is_some());
+        // The join may still be refused: no leave yet.
+        assert_eq!(rooms.leave("lobby", true), None);
+        let change = rooms
+            .handle_text(
+                r#"{"type":"joined","room":"lobby","members":[{"id":7,"name":"ada"}],"member_count":1}"#,
+            )
+            .expect("valid");
+        assert_eq!(
+            change,
+            Change::Send(Message::Text(r#"{"type":"leave","room":"lobby"}"#.into()))
+        );
+        assert!(rooms.room("lobby").is_none());
+        assert!(rooms.greeting().is_empty());
+        assert_eq!(
+            rooms.handle_text(r#"{"type":"left","room":"lobby"}"#).ok(),
+            Some(Change::None)
+        );
+    }
+
+    #[test]
+    fn leaving_and_joining_again_before_the_confirmation_stays_joined() {
+        let mut rooms = Rooms::new();
+        rooms.join("lobby", "ada", true);
+        rooms.leave("lobby", true);
+        assert!(rooms.join("lobby", "ada", true).is_some());
+        // The first join's answer, then the second join's refusal.
+        let joined = ServerMessage::Joined {
+            room: "lobby".into(),
+            members: vec![member(7, "ada")],
+            member_count: 1,
+        };
+        assert_eq!(rooms.handle(joined), Change::Room("lobby".into()));
+        assert_eq!(
+            rooms.handle_text(
+                r#"{"type":"error","code":"already_joined","message":"already a member of room \"lobby\""}"#
+            ),
+            Ok(Change::None)
+        );
+        let lobby = rooms.room("lobby").expect("wanted");
+        assert!(lobby.joined);
+        assert_eq!(lobby.lines.len(), 1, "no error line: {:?}", lobby.lines);
+    }
+
+    /// A join written as the socket closed is queued, and goes out after
+    /// the next connection's greeting has joined the room already.
+    #[test]
+    fn a_duplicate_join_after_a_reconnect_is_not_an_error() {
+        let mut rooms = Rooms::new();
+        rooms.join("lobby", "ada", true);
+        rooms.disconnected();
+        rooms.handle(ServerMessage::Joined {
+            room: "lobby".into(),
+            members: vec![member(8, "ada")],
+            member_count: 1,
+        });
+        assert_eq!(
+            rooms.handle(ServerMessage::Error {
+                code: ErrorCode::AlreadyJoined,
+                message: "already a member of room \"lobby\"".into(),
+            }),
+            Change::None
+        );
+        assert!(rooms.room("lobby").is_some_and(|r| r.joined));
+        // Other refusals are still reported.
+        assert!(matches!(
+            rooms.handle(ServerMessage::Error {
+                code: ErrorCode::TooManyRooms,
+                message: "at most 16 rooms per connection".into(),
+            }),
+            Change::Error {
+                code: ErrorCode::TooManyRooms,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -514,10 +514,23 @@ impl RoomsClient {
         self.connection.set_greeting(self.rooms.greeting());
     }
 
-    /// Feeds server messages to the model until one gives a change
-    /// matching `pred`; panics on a server error.
+    fn leave(&mut self, room: &str) {
+        let open = self.connection.state() == State::Open;
+        if let Some(message) = self.rooms.leave(room, open) {
+            self.connection.send(message).expect("room in the queue");
+        }
+        self.connection.set_greeting(self.rooms.greeting());
+    }
+
+    /// Feeds server messages to the model (and sends what it answers, as
+    /// the page does) until one gives a change matching `pred`; panics on
+    /// a server error.
     async fn until(&mut self, what: &str, mut pred: impl FnMut(&Rooms, &Change) -> bool) {
-        let Self { events, rooms, .. } = self;
+        let Self {
+            events,
+            rooms,
+            connection,
+        } = self;
         wait_for(events, what, |event| {
             let Event::Received(Message::Text(text)) = event else {
                 return false;
@@ -527,6 +540,9 @@ impl RoomsClient {
                 !matches!(change, Change::Error { .. }),
                 "the server refused something: {change:?}"
             );
+            if let Change::Send(message) = &change {
+                connection.send(message.clone()).expect("room in the queue");
+            }
             pred(rooms, &change)
         })
         .await;
@@ -617,4 +633,45 @@ async fn the_greeting_rejoins_before_the_queue_is_sent() {
         })
         .await;
     assert!(client.rooms.room(room).is_some_and(|r| r.joined));
+}
+
+/// Leaving a room before the server confirmed the join used to leave the
+/// server with a member the person did not want: the others saw it stay.
+#[wasm_bindgen_test]
+async fn leaving_before_the_join_is_confirmed_leaves_on_the_server_too() {
+    let room = "chat-left-early";
+    let mut bob = RoomsClient::new();
+    bob.connection.connect();
+    bob.until("bob's welcome", |_, c| matches!(c, Change::Welcome(_)))
+        .await;
+    bob.join(room, "bob");
+    bob.until("bob's joined", |r, _| {
+        r.room(room).is_some_and(|r| r.joined)
+    })
+    .await;
+
+    let mut ada = RoomsClient::new();
+    ada.connection.connect();
+    ada.until("ada's welcome", |_, c| matches!(c, Change::Welcome(_)))
+        .await;
+    // Join and leave in one go: the leave comes before any answer.
+    ada.join(room, "ada");
+    ada.leave(room);
+    assert!(ada.rooms.room(room).is_none());
+    // The model answers the late `joined` with a `leave`.
+    ada.until("ada's leave going out", |_, c| matches!(c, Change::Send(_)))
+        .await;
+    let ada_id = ada.rooms.client_id().expect("welcomed");
+
+    // Bob sees ada come and go, and is alone again.
+    bob.until("ada leaving bob's room", |r, _| {
+        r.room(room)
+            .is_some_and(|r| r.lines.iter().any(|l| l.text == "ada left"))
+    })
+    .await;
+    let state = bob.rooms.room(room).expect("joined");
+    assert!(
+        state.members.iter().all(|m| m.id != ada_id) && state.member_count == 1,
+        "{state:?}"
+    );
 }

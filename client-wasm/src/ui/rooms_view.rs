@@ -176,6 +176,9 @@ impl RoomsView {
                 Ok(Change::Room(room)) if self.current.as_deref() == Some(room.as_str()) => {
                     self.draw();
                 }
+                Ok(Change::Send(message)) => {
+                    self.send_message(message);
+                }
                 Ok(_) => {}
                 Err(error) => self.set_status(&error.to_string()),
             },
