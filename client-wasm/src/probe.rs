@@ -35,7 +35,9 @@ impl Prober {
     pub fn probe(&mut self, now_ms: f64) -> String {
         let seq = self.next_seq;
         self.next_seq += 1;
-        format!("{PREFIX}{:08x} {seq} {now_ms:.3}", self.nonce)
+        // Microseconds are plenty; `fixed` keeps float formatting out.
+        let sent = crate::format::fixed(now_ms, 3);
+        format!("{PREFIX}{:08x} {seq} {sent}", self.nonce)
     }
 
     /// If `text` is one of our probes, its round-trip time at `now_ms`.
@@ -44,10 +46,14 @@ impl Prober {
         let mut fields = rest.split(' ');
         let nonce = u32::from_str_radix(fields.next()?, 16).ok()?;
         let seq: u64 = fields.next()?.parse().ok()?;
-        let sent: f64 = fields.next()?.parse().ok()?;
-        if nonce != self.nonce || fields.next().is_some() || !sent.is_finite() {
+        // `ms.mmm`, read as integers: parsing a float would link core's
+        // float parser into the .wasm for this one field.
+        let (ms, micros) = fields.next()?.split_once('.')?;
+        if nonce != self.nonce || fields.next().is_some() || micros.len() != 3 {
             return None;
         }
+        let micros: u16 = micros.parse().ok()?;
+        let sent = ms.parse::<u64>().ok()? as f64 + f64::from(micros) / 1000.0;
         Some(ProbeReply {
             seq,
             rtt_ms: (now_ms - sent).max(0.0),
@@ -77,6 +83,8 @@ mod tests {
         assert_eq!(ours.reply(&theirs, 6.0), None);
         assert_eq!(ours.reply("hello", 6.0), None);
         assert_eq!(ours.reply("duplex-rtt 00000001 x 5", 6.0), None);
+        assert_eq!(ours.reply("duplex-rtt 00000001 0 5", 6.0), None);
+        assert_eq!(ours.reply("duplex-rtt 00000001 0 5.1234", 6.0), None);
         let probe = ours.probe(5.0);
         assert_eq!(ours.reply(&format!("{probe} extra"), 6.0), None);
     }

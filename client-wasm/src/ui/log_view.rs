@@ -113,7 +113,7 @@ impl LogView {
         let len = log.len();
         let total = len as f64 * ROW_HEIGHT;
         // Setting the same height again still costs a style recalculation.
-        let height = format!("{total}px");
+        let height = format::fixed(total, 0) + "px";
         if self
             .spacer
             .style()
@@ -138,7 +138,10 @@ impl LogView {
         }
         self.window.style().set_property(
             "transform",
-            &format!("translateY({}px)", rows.start as f64 * ROW_HEIGHT),
+            &format!(
+                "translateY({}px)",
+                format::fixed(rows.start as f64 * ROW_HEIGHT, 0)
+            ),
         )?;
         let mut drawn = 0;
         for (row, entry) in self.pool.iter().zip(log.range(rows)) {

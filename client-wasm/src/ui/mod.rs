@@ -234,7 +234,7 @@ fn build(document: &Document) -> Result<Page, UiError> {
         }
         app.update_state();
         app.request_frame();
-        let ready = format!("{:.0}", time::now_ms());
+        let ready = format::fixed(time::now_ms(), 0);
         dom::set_attr(&app.el.root, "data-ready-ms", &ready);
     }
     Ok(Page {
@@ -482,8 +482,8 @@ impl App {
                 let note = match &state {
                     State::Connecting { .. } => format!("connecting to {}", self.connection.url()),
                     State::Reconnecting { delay, attempt, .. } => format!(
-                        "reconnecting in {:.1} s (retry {attempt})",
-                        delay.as_secs_f64()
+                        "reconnecting in {} s (retry {attempt})",
+                        format::fixed(delay.as_secs_f64(), 1)
                     ),
                     other => other.name().to_owned(),
                 };
@@ -609,7 +609,7 @@ impl App {
         let took = time::now_ms() - started;
         if took > self.max_frame_ms {
             self.max_frame_ms = took;
-            dom::set_attr(&self.el.log, "data-max-frame-ms", &format!("{took:.1}"));
+            dom::set_attr(&self.el.log, "data-max-frame-ms", &format::fixed(took, 1));
         }
     }
 }
