@@ -2,9 +2,11 @@
 // chromedriver with plain WebDriver HTTP calls (Node's built-in fetch; no npm
 // packages). It runs the seed tutorial's JS snippet against the server's
 // bare origin, types a message and sends it, sends bytes as hex and a file,
-// checks each echo in the log, checks that RTT shows, restarts the server
-// through the harness and watches the page reconnect, saves a screenshot,
-// then fills the log with a burst of messages and checks it stays smooth.
+// checks each echo in the log, joins a room, has two more windows of the
+// page chat with each other and receive a `duplex push` from the real CLI,
+// checks that RTT shows, restarts the server through the harness and
+// watches the page reconnect, saves a screenshot, then fills the log with a
+// burst of messages and checks it stays smooth.
 //
 // Run it inside the harness (scripts/test-browser.sh does):
 //   duplex-browser-harness [--server-arg=--ui-dir --server-arg=dist] -- node e2e/page.mjs
@@ -12,6 +14,8 @@
 //   DUPLEX_TEST_HTTP_URL     the server; the page is at / when it serves --ui-dir
 //   DUPLEX_TEST_WS_URL       the echo endpoint
 //   DUPLEX_TEST_CONTROL_URL  the harness's control endpoint (restart test)
+//   DUPLEX_TEST_PUSH_TOKEN   the server's --push-token (push test)
+//   DUPLEX_TEST_SERVER_BIN   the duplex binary, whose `duplex push` it runs
 //   DUPLEX_E2E_DIST          serve this trunk build ourselves instead (for a
 //                            server without --ui-dir); the page gets ?url=
 //   DUPLEX_E2E_SCREENSHOT    where to save the screenshot
@@ -19,12 +23,13 @@
 //   DUPLEX_E2E_BURST         messages in the smoothness burst (default 5000)
 //   CHROMEDRIVER, CHROMIUM   the binaries (default: on PATH, /usr/bin/chromium)
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, statSync, rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, normalize, resolve } from 'node:path';
+import { promisify } from 'node:util';
 
 const STEP_MS = 10_000; // the longest any one wait may take
 const env = process.env;
@@ -40,6 +45,12 @@ function required(name) {
     process.exit(2);
   }
   return value;
+}
+
+// Like `required`, but fails only the check that needs it.
+function given(name) {
+  if (!env[name]) throw new Error(`${name} is not set: run this through scripts/test-browser.sh`);
+  return env[name];
 }
 
 const results = [];
@@ -140,6 +151,41 @@ const echoed = (kind, content) =>
     (await rows()).find((r) => r.dir === 'in' && r.kind === kind && r.content === content));
 const state = () => run("return document.getElementById('duplex').dataset.state;");
 
+// --- windows: WebDriver commands act on the window switched to last --------
+const windowHandle = () => wd('GET', s('/window'));
+const switchTo = (handle) => wd('POST', s('/window'), { handle });
+// A new top-level window (not a tab: a background tab may be throttled).
+const newWindow = async () => (await wd('POST', s('/window/new'), { type: 'window' })).handle;
+async function inWindow(handle, body) {
+  await switchTo(handle);
+  return body();
+}
+
+// The rooms panel, as the person sees it.
+const memberItems = () => run("return [...document.querySelectorAll('#room-members li')].map(li => li.textContent);");
+const chatLines = () => run(`return [...document.querySelectorAll('#room-chat .line')].map(l => ({
+  cls: l.className, who: (l.querySelector('.who') || {}).textContent || '',
+  what: (l.querySelector('.what') || {}).textContent || '' }));`);
+const chatLine = (what, pred) =>
+  until(`the chat line "${what}"`, async () => (await chatLines()).find((l) => l.what === what && pred(l)));
+
+// `duplex push`, the real CLI, with a bounded wait. Resolves to
+// { code, stdout, stderr } whatever the exit status.
+const execFileAsync = promisify(execFile);
+async function duplexPush(args, token) {
+  const bin = given('DUPLEX_TEST_SERVER_BIN');
+  try {
+    const { stdout, stderr } = await execFileAsync(bin, ['push', ...args], {
+      env: { ...env, DUPLEX_PUSH_TOKEN: token },
+      timeout: STEP_MS,
+    });
+    return { code: 0, stdout: stdout.trim(), stderr: stderr.trim() };
+  } catch (error) {
+    if (typeof error.code !== 'number') throw error; // not run, or killed at the timeout
+    return { code: error.code, stdout: String(error.stdout).trim(), stderr: String(error.stderr).trim() };
+  }
+}
+
 async function control(path) {
   const response = await fetch(`${required('DUPLEX_TEST_CONTROL_URL')}${path}`, { method: 'POST' });
   const body = await response.text();
@@ -238,6 +284,94 @@ async function main() {
     await until('the message in the room chat', async () =>
       ((await text('#room-chat .line:not(.note)')) || '').includes('hello, room'));
     return `${await text('#room-members-title')}: ${await text('#room-members')}`;
+  });
+
+  await check('two windows chat in a room, and `duplex push` reaches both', async () => {
+    const token = given('DUPLEX_TEST_PUSH_TOKEN');
+    const httpUrl = given('DUPLEX_TEST_HTTP_URL');
+    const room = 'e2e-two';
+    const main = await windowHandle();
+    const windows = [];
+    try {
+      // Two fresh windows of the page, each joining under its own name.
+      const people = ['e2e-ann', 'e2e-ben'];
+      for (const name of people) {
+        const handle = await newWindow();
+        windows.push(handle);
+        await inWindow(handle, async () => {
+          await wd('POST', s('/url'), { url });
+          await until(`${name}'s page open`, async () => (await state()) === 'open');
+          await type('#room-name', name);
+          await type('#room-room', room);
+          await click('#room-join');
+          // "Members of ROOM (N)" once the server confirmed; "(joining…)" before.
+          await until(`${name} joined`, async () =>
+            /^Members of \S+ \(\d+\)$/.test((await text('#room-members-title')) || ''));
+        });
+      }
+      const [ann, ben] = windows;
+      // Each lists both members, and marks only itself as "(you)".
+      for (const [i, handle] of windows.entries()) {
+        await inWindow(handle, () => until(`both members in ${people[i]}'s list`, async () => {
+          const items = await memberItems();
+          if (items.length !== 2 || !people.every((p) => items.some((m) => m.startsWith(`${p} #`)))) return false;
+          const mine = items.filter((m) => m.endsWith(' (you)'));
+          if (mine.length === 0) return false; // the welcome not handled yet
+          if (mine.length !== 1 || !mine[0].startsWith(`${people[i]} #`)) {
+            throw new Error(`${people[i]}'s member list marks the wrong "(you)": ${JSON.stringify(items)}`);
+          }
+          return items;
+        }));
+      }
+      // A message each way, shown with the sender's name in the other window.
+      for (const [from, to, name, other] of [[ann, ben, 'e2e-ann', 'e2e-ben'], [ben, ann, 'e2e-ben', 'e2e-ann']]) {
+        const said = `hello ${other}, from ${name}`;
+        await inWindow(from, async () => {
+          await type('#room-text', said);
+          await click('#room-send');
+        });
+        await inWindow(to, () => chatLine(said, (l) => l.who.startsWith(`${name} #`) && !l.cls.includes('server')));
+      }
+
+      // Push is refused without the token, and with a wrong one.
+      const api = `${httpUrl}/api/rooms/${room}/messages`;
+      const anonymous = await fetch(api, { method: 'POST', body: 'no token', signal: AbortSignal.timeout(STEP_MS) });
+      if (anonymous.status !== 401) throw new Error(`push without a token: HTTP ${anonymous.status}, expected 401`);
+      const server = ['--server', httpUrl, '--room', room];
+      const wrong = await duplexPush([...server, 'wrong token'], `not-${token}`);
+      if (wrong.code === 0 || !wrong.stderr.includes('401')) {
+        throw new Error(`duplex push with a wrong token: exit ${wrong.code}, ${wrong.stdout} ${wrong.stderr}`);
+      }
+
+      // The real CLI with the server's token: both members get it, from "server".
+      const pushed = `deploy finished ${Date.now()}`;
+      const push = await duplexPush([...server, pushed], token);
+      if (push.code !== 0) throw new Error(`duplex push: exit ${push.code}: ${push.stderr}`);
+      let answer;
+      try { answer = JSON.parse(push.stdout); } catch { throw new Error(`duplex push printed ${push.stdout}`); }
+      if (answer.room !== room || answer.delivered !== 2) throw new Error(`duplex push answered ${push.stdout}`);
+      for (const handle of windows) {
+        await inWindow(handle, () => chatLine(pushed, (l) => l.cls.split(' ').includes('server') && l.who === 'server'));
+      }
+      // Neither window shows the refused pushes, and the first window, in
+      // another room, shows none of it.
+      for (const handle of windows) {
+        const refused = (await inWindow(handle, chatLines)).filter((l) => l.what === 'no token' || l.what === 'wrong token');
+        if (refused.length) throw new Error(`a refused push showed: ${JSON.stringify(refused)}`);
+      }
+      const elsewhere = (await inWindow(main, chatLines)).filter((l) => l.what === pushed);
+      if (elsewhere.length) throw new Error(`the push showed in another room: ${JSON.stringify(elsewhere)}`);
+      await switchTo(windows[1]);
+      const shot = screenshotPath.replace(/\.png$/, '-rooms.png');
+      mkdirSync(dirname(shot), { recursive: true });
+      writeFileSync(shot, Buffer.from(await wd('GET', s('/screenshot')), 'base64'));
+      return `${push.stdout}; 401 without the token; ${shot}`;
+    } finally {
+      for (const handle of windows) {
+        await switchTo(handle).then(() => wd('DELETE', s('/window'))).catch(() => {});
+      }
+      await switchTo(main);
+    }
   });
 
   await check('round-trip times show', async () => {

@@ -2,13 +2,17 @@
 # The browser suites, in headless Chromium against the real release server:
 #   1. clippy for wasm32 (the client crate, all targets, -D warnings);
 #   2. builds: the release server, the test harness, the page (trunk build
-#      --release into target/browser-tests/dist; reports the .wasm size);
+#      --release into target/browser-tests/dist; reports the .wasm size and
+#      fails above the size goal: 200 KiB raw, 80 KiB gzipped);
 #   3. the wasm-bindgen tests (client-wasm/tests/browser.rs) under the
-#      harness, which starts the server on a free port, passes its URLs at
-#      build time and lets the reconnect test restart it;
+#      harness, which starts the server on a free port with a random push
+#      token, passes its URLs at build time and lets the reconnect test
+#      restart it;
 #   4. the page's end-to-end test (e2e/page.mjs, WebDriver through Debian's
-#      chromedriver) against `duplex --ui-dir` serving that build; it saves
-#      screenshots to target/browser-tests/page.png and page-phone.png.
+#      chromedriver) against `duplex --ui-dir` serving that build, with the
+#      server's push token and binary for `duplex push`; it saves
+#      screenshots to target/browser-tests/page.png, page-phone.png and
+#      page-rooms.png (two windows chatting, after a push).
 # Installs what is missing first (scripts/setup-wasm.sh, idempotent).
 #
 #   scripts/test-browser.sh                      all of the above
@@ -68,6 +72,13 @@ gz=$(gzip -9 -c "$wasm" | wc -c)
 js="$(ls "$dist"/*.js)"
 say "$(printf 'wasm after wasm-opt: %s bytes (%.1f KiB) raw, %s bytes (%.1f KiB) gzipped; JS glue %s bytes gzipped' \
     "$raw" "$(awk "BEGIN{print $raw/1024}")" "$gz" "$(awk "BEGIN{print $gz/1024}")" "$(gzip -9 -c "$js" | wc -c)")"
+# The size goal (docs/client.md, "Size and speed"): every page load downloads
+# it, so growing past it is a failure, not a note.
+budget_raw=$((200 * 1024))
+budget_gz=$((80 * 1024))
+if [ "$raw" -gt "$budget_raw" ] || [ "$gz" -gt "$budget_gz" ]; then
+    die "the .wasm is over its size goal: $raw B raw (goal $budget_raw), $gz B gzipped (goal $budget_gz)"
+fi
 
 browser_started=$SECONDS
 if [ "$runner" = "wasm-pack" ]; then

@@ -13,6 +13,11 @@
 //! - `DUPLEX_TEST_CONTROL_URL`: `http://127.0.0.1:PORT2` (see [`control`])
 //! - `DUPLEX_TEST_DEAD_WS_URL`: a WebSocket URL on a loopback port nothing
 //!   listens on
+//! - `DUPLEX_TEST_PUSH_TOKEN`: the server's `--push-token`, random for each
+//!   run, so the tests can push into rooms (`POST /api/rooms/{room}/messages`
+//!   or `duplex push`)
+//! - `DUPLEX_TEST_SERVER_BIN`: the absolute path of the server binary, for
+//!   tests that run its CLI (`duplex push`)
 //!
 //! ```text
 //! duplex-browser-harness [--server target/release/duplex] [--server-arg=--ui-dir --server-arg=dist] \
@@ -75,10 +80,14 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     // One run per log: restarts append to it, a new run starts it afresh.
     std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let binary = cli.server.unwrap_or_else(|| server::default_binary(&root));
+    let binary = std::path::absolute(&binary)
+        .with_context(|| format!("cannot resolve {}", binary.display()))?;
     let launcher = Launcher {
-        binary: cli.server.unwrap_or_else(|| server::default_binary(&root)),
+        binary,
         args: cli.server_args,
         log,
+        push_token: random_token().context("cannot make a push token")?,
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let server = launcher
@@ -86,6 +95,8 @@ fn run() -> anyhow::Result<ExitCode> {
         .context("cannot start the server")?;
     let addr = server.addr;
     let pid = server.pid();
+    let push_token = launcher.push_token.clone();
+    let server_bin = launcher.binary.clone();
     let shared = Arc::new(Mutex::new(Controlled {
         launcher,
         addr,
@@ -114,6 +125,8 @@ fn run() -> anyhow::Result<ExitCode> {
             "DUPLEX_TEST_DEAD_WS_URL",
             format!("ws://127.0.0.1:{dead_port}/echo"),
         )
+        .env("DUPLEX_TEST_PUSH_TOKEN", &push_token)
+        .env("DUPLEX_TEST_SERVER_BIN", &server_bin)
         .status()
         .with_context(|| format!("cannot run {}", cli.command[0]));
 
@@ -133,4 +146,31 @@ fn run() -> anyhow::Result<ExitCode> {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// A fresh push token for each run: 128 bits from the kernel, as hex. Not
+/// a fixed string, so no test can pass by knowing it and no other local
+/// process can push into the test server by guessing it.
+fn random_token() -> std::io::Result<String> {
+    use std::io::Read;
+
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::random_token;
+
+    #[test]
+    fn push_tokens_are_random_hex() {
+        let (a, b) = (
+            random_token().expect("urandom"),
+            random_token().expect("urandom"),
+        );
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
+    }
 }

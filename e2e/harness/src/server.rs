@@ -77,6 +77,10 @@ pub(crate) struct Launcher {
     pub(crate) binary: PathBuf,
     /// Extra arguments (e.g. `--ui-dir dist`).
     pub(crate) args: Vec<String>,
+    /// The server's `--push-token`, the same on every (re)start so the
+    /// tests' token stays valid. Given through `DUPLEX_PUSH_TOKEN` rather
+    /// than the command line, where any local user could read it in `ps`.
+    pub(crate) push_token: String,
     /// Where its log goes (appended across restarts).
     pub(crate) log: PathBuf,
 }
@@ -128,6 +132,7 @@ impl Launcher {
             .arg(listen.to_string())
             .args(["--log-format", "json"])
             .args(&self.args)
+            .env("DUPLEX_PUSH_TOKEN", &self.push_token)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
