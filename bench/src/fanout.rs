@@ -391,10 +391,10 @@ async fn publisher(
             }
         }
     };
-    tokio::select! {
-        () = reading => {}
-        () = publishing => {}
-    }
+    // Joined, not raced: when publishing stops, this member still reads
+    // the deliveries in flight, its own last publish included (with
+    // latencies above the publish interval, racing the two lost it).
+    tokio::join!(reading, publishing);
 }
 
 impl FanoutReport {

@@ -99,7 +99,7 @@ async fn push(request: Request<Incoming>, room: &str, shared: &Shared) -> Respon
     let Ok(body) = String::from_utf8(body.to_vec()) else {
         return text(StatusCode::BAD_REQUEST, "the message is not UTF-8 text\n");
     };
-    let message = rooms::text(&ServerMessage::Message {
+    let message = rooms::frame(&ServerMessage::Message {
         room: room.to_owned(),
         from: None,
         text: body,

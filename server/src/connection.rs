@@ -8,11 +8,10 @@
 //! stays disabled, so echo does no extra work per message.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -35,7 +34,7 @@ use crate::keepalive::{Due, Keepalive};
 use crate::rooms::{self, Outbox};
 use crate::server::Shared;
 use crate::stats::Traffic;
-use crate::wire::{DIRECT_WRITE_MIN, DataOpcode, Wire};
+use crate::wire::{DIRECT_WRITE_MIN, DataOpcode, Frame, Wire};
 
 /// Most messages answered before the replies are flushed and the other
 /// events (shutdown, keepalive) get a look in: bounds the latency a flood
@@ -106,11 +105,16 @@ pub(crate) async fn serve(
 /// The state of one WebSocket connection.
 struct Session<'a> {
     ws: WebSocketStream<Wire>,
-    /// Whether tungstenite has started reading. Until the socket first
-    /// becomes readable we wait on the socket itself: tungstenite fills its
-    /// whole read buffer with zeros before each read, so reading early would
-    /// make every idle connection pay for a resident buffer.
-    primed: bool,
+    /// Whether tungstenite's last read found nothing, so it holds no whole
+    /// frame: until the socket (or the read-ahead) has input, asking it
+    /// again is wasted work (it zero-fills its read buffer before each read
+    /// call), and before the first input it would make every idle
+    /// connection pay for a resident buffer. A rooms connection wakes for
+    /// every delivery, so this check runs on each one.
+    input_idle: bool,
+    /// Whether tungstenite may hold bytes not yet written: frames we write
+    /// ourselves ([`Wire::write_frames`]) must wait for them.
+    unflushed: bool,
     /// For the log line.
     peer: SocketAddr,
     service: Service,
@@ -127,26 +131,8 @@ struct Session<'a> {
 struct RoomsIo {
     /// The client's queue, shared with the hub.
     outbox: Arc<Outbox>,
-    /// Messages taken from the outbox, reused for every batch.
-    batch: Vec<Message>,
-    /// The wait for the outbox: kept across turns of the loop (it is
-    /// cancel-safe) and renewed after it fires.
-    waiting: Pin<Box<dyn Future<Output = ()> + Send>>,
-}
-
-impl RoomsIo {
-    fn new(outbox: &Arc<Outbox>) -> Self {
-        Self {
-            outbox: Arc::clone(outbox),
-            batch: Vec::new(),
-            waiting: Self::wait(outbox),
-        }
-    }
-
-    fn wait(outbox: &Arc<Outbox>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let outbox = Arc::clone(outbox);
-        Box::pin(async move { outbox.ready().await })
-    }
+    /// Frames taken from the outbox, reused for every batch.
+    batch: Vec<Frame>,
 }
 
 /// What woke the session up.
@@ -154,7 +140,6 @@ enum Event {
     Shutdown,
     Tick,
     Incoming(Option<Result<Message, WsError>>),
-    Readable(std::io::Result<()>),
     /// The rooms outbox may have messages (rooms connections only).
     Outbox,
 }
@@ -170,7 +155,8 @@ impl<'a> Session<'a> {
         let config = &shared.config;
         Self {
             ws,
-            primed,
+            input_idle: !primed,
+            unflushed: false,
             peer,
             service,
             shared,
@@ -236,10 +222,12 @@ impl<'a> Session<'a> {
         let mut peer_close = None;
         // What the rooms service adds to this loop, in one box: an echo
         // connection pays one pointer for it.
-        let mut rooms_io = self
-            .rooms
-            .as_ref()
-            .map(|client| Box::new(RoomsIo::new(client.outbox())));
+        let mut rooms_io = self.rooms.as_ref().map(|client| {
+            Box::new(RoomsIo {
+                outbox: Arc::clone(client.outbox()),
+                batch: Vec::new(),
+            })
+        });
         if let Some(client) = &self.rooms {
             let welcome = client.welcome();
             self.feed(welcome).await?;
@@ -255,22 +243,30 @@ impl<'a> Session<'a> {
             let event = if stopping && peer_close.is_none() {
                 Event::Shutdown
             } else {
-                let (ws, primed) = (&mut self.ws, self.primed);
+                let (ws, idle) = (&mut self.ws, &mut self.input_idle);
                 // Both arms are cancel-safe: nothing is lost if another
                 // branch wins.
-                let input = async move {
-                    if primed {
-                        Event::Incoming(ws.next().await)
-                    } else {
-                        Event::Readable(ws.get_ref().tcp().readable().await)
+                let input = std::future::poll_fn(|cx| {
+                    if *idle {
+                        match ws.get_ref().poll_input_ready(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Err(error)) => {
+                                let error = Some(Err(WsError::Io(error)));
+                                return Poll::Ready(Event::Incoming(error));
+                            }
+                            Poll::Ready(Ok(())) => {}
+                        }
                     }
-                };
+                    let incoming = ws.poll_next_unpin(cx);
+                    *idle = incoming.is_pending();
+                    incoming.map(Event::Incoming)
+                });
                 // A pointer-sized future: echo has no waiter and its branch
                 // is disabled, so the session's state does not grow for it.
                 let rooms = rooms_io.is_some();
-                let queued = std::future::poll_fn(|cx| match rooms_io.as_mut() {
-                    Some(io) => io.waiting.as_mut().poll(cx),
-                    None => std::task::Poll::Pending,
+                let queued = std::future::poll_fn(|cx| match rooms_io.as_ref() {
+                    Some(io) => io.outbox.poll_ready(cx),
+                    None => Poll::Pending,
                 });
                 tokio::select! {
                     biased;
@@ -302,18 +298,15 @@ impl<'a> Session<'a> {
                 },
                 Event::Outbox => {
                     if let Some(io) = rooms_io.as_mut() {
-                        io.waiting = RoomsIo::wait(&io.outbox);
                         // Boxed: inline, its select of a write and the kick
                         // would be the largest state of this future and
                         // grow every connection, echo too.
                         Box::pin(self.deliver(io)).await?;
                     }
                 }
-                Event::Readable(Ok(())) => self.primed = true,
-                Event::Readable(Err(error)) => {
-                    return Err(Ending::Dropped(Abort::Transport(WsError::Io(error))));
-                }
                 Event::Incoming(mut incoming) => {
+                    // A ping or a close queues tungstenite's answer.
+                    self.unflushed = true;
                     // Answer everything that is already readable, then write
                     // the replies with one flush: a pipelining client gets
                     // one write system call per batch, not per message.
@@ -348,7 +341,10 @@ impl<'a> Session<'a> {
                         }
                         match self.ws.next().now_or_never() {
                             Some(next) => incoming = next,
-                            None => break,
+                            None => {
+                                self.input_idle = true;
+                                break;
+                            }
                         }
                     }
                     self.flush().await?;
@@ -400,31 +396,27 @@ impl<'a> Session<'a> {
     /// first how many messages it missed, if any. A client too far behind
     /// (its outbox kicked) is closed with 1013, even while a write to it is
     /// blocked on its full socket.
+    ///
+    /// The frames were encoded once by the hub and go out as they are, in
+    /// one vectored write: no copy into tungstenite, no per-member framing.
     async fn deliver(&mut self, io: &mut RoomsIo) -> Result<(), Ending> {
-        let RoomsIo { outbox, batch, .. } = io;
+        let RoomsIo { outbox, batch } = io;
         let missed = outbox.take_into(MAX_BATCH, batch);
-        let missed = (missed > 0)
-            .then(|| rooms::text(&duplex_protocol::ServerMessage::Missed { count: missed }));
+        if missed > 0 {
+            let notice = rooms::frame(&duplex_protocol::ServerMessage::Missed { count: missed });
+            batch.insert(0, notice);
+        }
         let mut kicked = outbox.is_kicked();
-        for message in missed.into_iter().chain(batch.drain(..)) {
-            if kicked {
-                break;
-            }
-            // Biased: a write that completes at once (the usual case)
-            // never polls, and so never registers, the kick waiter.
+        if !kicked && !batch.is_empty() {
+            // Biased: a write that completes at once (the usual case) never
+            // polls, and so never registers, the kick waiter.
             kicked = tokio::select! {
                 biased;
-                result = self.feed(message) => { result?; false }
+                result = self.write_frames(batch) => { result?; false }
                 () = outbox.kicked() => true,
             };
         }
-        if !kicked {
-            kicked = tokio::select! {
-                biased;
-                result = self.flush() => { result?; false }
-                () = outbox.kicked() => true,
-            };
-        }
+        batch.clear();
         if kicked {
             let wait = self.shared.config.close_timeout;
             return Err(self
@@ -432,6 +424,25 @@ impl<'a> Session<'a> {
                 .await);
         }
         Ok(())
+    }
+
+    /// Writes encoded frames, after what tungstenite holds (so everything
+    /// leaves in order), within the write timeout.
+    async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), Ending> {
+        if self.unflushed {
+            self.flush().await?;
+        }
+        let write = self.ws.get_mut().write_frames(frames);
+        match timeout(self.shared.config.write_timeout, write).await {
+            Ok(Ok(())) => {
+                for frame in frames {
+                    self.traffic.sent(frame.payload_len());
+                }
+                Ok(())
+            }
+            Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(WsError::Io(error)))),
+            Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
+        }
     }
 
     /// Queues one message for writing. tungstenite writes to the socket once
@@ -446,6 +457,7 @@ impl<'a> Session<'a> {
             }
         }
         let counted = message.is_text() || message.is_binary();
+        self.unflushed = true;
         match timeout(self.shared.config.write_timeout, self.ws.feed(message)).await {
             Ok(Ok(())) => {
                 if counted {
@@ -463,7 +475,9 @@ impl<'a> Session<'a> {
     /// holds so frames leave in order. callgrind at 10 × 16 KiB echoes:
     /// 30.5k → 14.3k instructions per message.
     async fn write_direct(&mut self, opcode: DataOpcode, payload: &[u8]) -> Result<(), Ending> {
-        self.flush().await?;
+        if self.unflushed {
+            self.flush().await?;
+        }
         let write = self.ws.get_mut().write_frame(opcode, payload);
         match timeout(self.shared.config.write_timeout, write).await {
             Ok(Ok(())) => {
@@ -478,7 +492,10 @@ impl<'a> Session<'a> {
     /// Writes out everything queued, within the write timeout.
     async fn flush(&mut self) -> Result<(), Ending> {
         match timeout(self.shared.config.write_timeout, self.ws.flush()).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                self.unflushed = false;
+                Ok(())
+            }
             Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(error))),
             Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
         }

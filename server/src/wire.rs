@@ -20,7 +20,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -66,19 +66,22 @@ impl Wire {
         heard
     }
 
-    pub(crate) fn tcp(&self) -> &TcpStream {
-        &self.tcp
+    /// Ready when a read would find input: bytes read ahead, or a socket
+    /// the runtime knows to be readable; otherwise the task is woken when
+    /// the socket becomes readable.
+    pub(crate) fn poll_input_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.ahead.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        self.tcp.poll_read_ready(cx)
     }
 
     /// Whether a read would find input right now: bytes read ahead, or a
     /// socket the runtime knows to be readable. Costs no system call; used
     /// to decide whether to look for another message before flushing.
     pub(crate) fn input_pending(&self) -> bool {
-        !self.ahead.is_empty()
-            || self
-                .tcp
-                .poll_read_ready(&mut Context::from_waker(Waker::noop()))
-                .is_ready()
+        self.poll_input_ready(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
     }
 }
 
@@ -94,10 +97,81 @@ pub(crate) enum DataOpcode {
     Binary = 0x2,
 }
 
+/// The header of a whole, unfragmented, unmasked data frame (the server
+/// side of RFC 6455, section 5.2) and how many of its bytes are used.
+fn frame_header(opcode: DataOpcode, len: usize) -> ([u8; 10], usize) {
+    let mut header = [0u8; 10];
+    header[0] = 0x80 | opcode as u8; // FIN, no RSV bits
+    let used = match len {
+        0..=125 => {
+            header[1] = len as u8;
+            2
+        }
+        126..=0xffff => {
+            header[1] = 126;
+            header[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            header[1] = 127;
+            header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        }
+    };
+    (header, used)
+}
+
+/// A whole data frame, header included, encoded once and shared.
+///
+/// Server frames are never masked, so the bytes on the wire are the same
+/// for every receiver: a room's fan-out encodes a message once and writes
+/// that one buffer to each member (a clone is a reference count).
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    bytes: Bytes,
+    /// Bytes of `bytes` that are the header.
+    header_len: u8,
+}
+
+impl Frame {
+    pub(crate) fn new(opcode: DataOpcode, payload: &[u8]) -> Self {
+        let (header, header_len) = frame_header(opcode, payload.len());
+        let mut bytes = BytesMut::with_capacity(header_len + payload.len());
+        bytes.extend_from_slice(&header[..header_len]);
+        bytes.extend_from_slice(payload);
+        Self {
+            bytes: bytes.freeze(),
+            header_len: header_len as u8,
+        }
+    }
+
+    pub(crate) fn text(text: &str) -> Self {
+        Self::new(DataOpcode::Text, text.as_bytes())
+    }
+
+    pub(crate) fn binary(payload: &[u8]) -> Self {
+        Self::new(DataOpcode::Binary, payload)
+    }
+
+    /// The payload's length (what the traffic counters count).
+    pub(crate) fn payload_len(&self) -> usize {
+        self.bytes.len() - usize::from(self.header_len)
+    }
+
+    /// The payload, for tests.
+    #[cfg(test)]
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.bytes[usize::from(self.header_len)..]
+    }
+}
+
+/// Most buffers handed to one vectored write (Linux allows 1024).
+const MAX_IOVECS: usize = 64;
+
 impl Wire {
-    /// Writes one whole, unfragmented, unmasked data frame (the server side
-    /// of RFC 6455, section 5.2): the header and the payload go out in one
-    /// vectored write, the payload straight from its shared buffer.
+    /// Writes one whole, unfragmented, unmasked data frame: the header and
+    /// the payload go out in one vectored write, the payload straight from
+    /// its shared buffer.
     ///
     /// The caller must have flushed tungstenite first, so frames leave in
     /// order; tungstenite never holds part of a frame after a flush.
@@ -106,34 +180,53 @@ impl Wire {
         opcode: DataOpcode,
         payload: &[u8],
     ) -> io::Result<()> {
-        let mut header = [0u8; 10];
-        header[0] = 0x80 | opcode as u8; // FIN, no RSV bits
-        let header_len = match payload.len() {
-            len @ 0..=125 => {
-                header[1] = len as u8;
-                2
+        let (header, header_len) = frame_header(opcode, payload.len());
+        self.write_all_vectored(&[&header[..header_len], payload])
+            .await
+    }
+
+    /// Writes encoded frames back to back, as few system calls as the
+    /// socket allows (one, usually). Same ordering rule as
+    /// [`Wire::write_frame`].
+    pub(crate) async fn write_frames(&mut self, frames: &[Frame]) -> io::Result<()> {
+        for chunk in frames.chunks(MAX_IOVECS) {
+            let mut parts = [&[][..]; MAX_IOVECS];
+            for (part, frame) in parts.iter_mut().zip(chunk) {
+                *part = &frame.bytes;
             }
-            len @ 126..=0xffff => {
-                header[1] = 126;
-                header[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-                4
+            self.write_all_vectored(&parts[..chunk.len()]).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes every byte of `parts`, in order, with vectored writes.
+    async fn write_all_vectored(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let mut slices: [io::IoSlice<'_>; MAX_IOVECS] =
+            std::array::from_fn(|_| io::IoSlice::new(&[]));
+        let mut parts = parts;
+        // How much of `parts[0]` has been written.
+        let mut offset = 0;
+        while !parts.is_empty() {
+            let n = parts.len().min(MAX_IOVECS);
+            slices[0] = io::IoSlice::new(&parts[0][offset..]);
+            for (slice, part) in slices[1..n].iter_mut().zip(&parts[1..n]) {
+                *slice = io::IoSlice::new(part);
             }
-            len => {
-                header[1] = 127;
-                header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-                10
-            }
-        };
-        let (mut head, mut body) = (&header[..header_len], payload);
-        while !head.is_empty() || !body.is_empty() {
-            let slices = [io::IoSlice::new(head), io::IoSlice::new(body)];
-            let written = self.tcp.write_vectored(&slices).await?;
+            let mut written = self.tcp.write_vectored(&slices[..n]).await?;
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
-            let from_head = written.min(head.len());
-            head = &head[from_head..];
-            body = &body[written - from_head..];
+            // Step past what was written: whole parts, then into one.
+            while let Some(first) = parts.first() {
+                let left = first.len() - offset;
+                if written < left {
+                    offset += written;
+                    break;
+                }
+                written -= left;
+                offset = 0;
+                parts = &parts[1..];
+            }
         }
         Ok(())
     }
@@ -190,5 +283,63 @@ impl AsyncWrite for Wire {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    /// The bytes tungstenite itself would write for a final, unmasked frame.
+    fn reference(opcode: Data, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        WsFrame::message(payload.to_vec(), OpCode::Data(opcode), true)
+            .format(&mut out)
+            .expect("formats into a Vec");
+        out
+    }
+
+    #[test]
+    fn frames_encode_like_tungstenite_at_every_length_boundary() {
+        for len in [0, 1, 125, 126, 127, 0xffff, 0x1_0000, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let frame = Frame::binary(&payload);
+            assert_eq!(&frame.bytes[..], reference(Data::Binary, &payload), "{len}");
+            assert_eq!(frame.payload_len(), len);
+            assert_eq!(frame.payload(), &payload[..]);
+        }
+        let text = Frame::text("héllo");
+        assert_eq!(&text.bytes[..], reference(Data::Text, "héllo".as_bytes()));
+    }
+
+    /// More frames than one vectored write takes, and more bytes than the
+    /// socket buffers, so writes come back partial: every byte must still
+    /// arrive once and in order.
+    #[tokio::test]
+    async fn write_frames_survives_partial_writes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let frames: Vec<Frame> = (0..3 * MAX_IOVECS)
+            .map(|i| Frame::binary(&vec![i as u8; 1 + i * 997]))
+            .collect();
+        let expected: Vec<u8> = frames.iter().flat_map(|f| f.bytes.to_vec()).collect();
+        let reader = tokio::spawn(async move {
+            let mut peer = TcpStream::connect(address).await.expect("connect");
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.expect("read");
+            got
+        });
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut wire = Wire::new(tcp, 1024);
+        wire.write_frames(&frames).await.expect("write");
+        wire.shutdown().await.expect("shutdown");
+        drop(wire);
+        let got = reader.await.expect("reader");
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "bytes differ");
     }
 }

@@ -6,16 +6,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use duplex_protocol::{
     ClientId, ClientMessage, ErrorCode, LeaveReason, Member, ServerMessage, VERSION, binary,
     decode_client,
 };
 use tokio_tungstenite::tungstenite::Message;
 
-use super::hub::{Hub, JoinError, text};
+use super::hub::{Hub, JoinError, frame, text};
 use super::outbox::Outbox;
 use crate::config::Config;
+use crate::wire::Frame;
 
 /// The limits a client is held to, from [`Config`].
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +156,7 @@ impl Client {
             ClientMessage::Publish { room, text: body } => {
                 self.check_member(&room)?;
                 let name = self.joined.get(&room).cloned().unwrap_or_default();
-                let message = text(&ServerMessage::Message {
+                let message = frame(&ServerMessage::Message {
                     room: room.clone(),
                     from: Some(Member { id: self.id, name }),
                     text: body,
@@ -171,11 +171,11 @@ impl Client {
         let publish = binary::decode_publish(frame)
             .map_err(|error| (ErrorCode::BadBinary, error.to_string()))?;
         self.check_member(publish.room)?;
-        // The one copy: header and payload into the shared delivery.
+        // Copied once into the delivery header's buffer, once into the
+        // shared frame: per publish, not per member.
         let delivery = binary::encode_delivery(publish.room, self.id, publish.payload)
             .map_err(|error| (ErrorCode::BadBinary, error.to_string()))?;
-        self.hub
-            .publish(publish.room, &Message::Binary(Bytes::from(delivery)));
+        self.hub.publish(publish.room, &Frame::binary(&delivery));
         Ok(())
     }
 

@@ -1,9 +1,9 @@
 //! The room registry: who is in which room, and fan-out.
 //!
-//! A published message is serialised once into a [`Message`] whose payload
-//! is reference-counted; every member's queue gets a clone of that handle,
-//! so 10,000 members cost 10,000 pointer copies, not 10,000 copies of the
-//! bytes. Publishing only pushes into bounded queues ([`Outbox::push`] never
+//! A published message is serialised once into a [`Frame`], the whole
+//! WebSocket frame as it goes on the wire, reference-counted; every
+//! member's queue gets a clone of that handle, so 10,000 members cost
+//! 10,000 pointer copies, not 10,000 copies or encodings of the bytes. Publishing only pushes into bounded queues ([`Outbox::push`] never
 //! waits), so no member can delay a room. A room exists while it has
 //! members: the last one to leave removes it.
 //!
@@ -19,6 +19,7 @@ use duplex_protocol::{ClientId, LeaveReason, Member, RoomInfo, ServerMessage};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::outbox::Outbox;
+use crate::wire::Frame;
 
 /// Every room of the server.
 #[derive(Debug)]
@@ -98,7 +99,7 @@ impl Hub {
             name: name.to_owned(),
         };
         if members.len() < self.presence_limit {
-            let event = text(&ServerMessage::MemberJoined {
+            let event = frame(&ServerMessage::MemberJoined {
                 room: room.to_owned(),
                 member,
             });
@@ -138,7 +139,7 @@ impl Hub {
         if members.len() >= self.presence_limit {
             return true;
         }
-        let event = text(&ServerMessage::MemberLeft {
+        let event = frame(&ServerMessage::MemberLeft {
             room: room.to_owned(),
             member: Member {
                 id,
@@ -152,13 +153,13 @@ impl Hub {
         true
     }
 
-    /// Queues `message` for every member of `room`; returns how many
+    /// Queues `frame` for every member of `room`; returns how many
     /// members it was queued for, or `None` if there is no such room.
-    pub(crate) fn publish(&self, room: &str, message: &Message) -> Option<usize> {
+    pub(crate) fn publish(&self, room: &str, frame: &Frame) -> Option<usize> {
         let room = Arc::clone(self.rooms().get(room)?);
         let members = room.members.read().unwrap_or_else(PoisonError::into_inner);
         for member in members.values() {
-            member.outbox.push(message.clone());
+            member.outbox.push(frame.clone());
         }
         Some(members.len())
     }
@@ -193,9 +194,14 @@ fn list(members: &BTreeMap<ClientId, Entry>, limit: usize) -> Vec<Member> {
         .collect()
 }
 
-/// A server message as a text frame, serialised once.
+/// A server message as a text message, for a direct answer.
 pub(crate) fn text(message: &ServerMessage) -> Message {
     Message::text(message.to_json())
+}
+
+/// A server message as an encoded text frame, for an outbox.
+pub(crate) fn frame(message: &ServerMessage) -> Frame {
+    Frame::text(&message.to_json())
 }
 
 #[cfg(test)]
@@ -221,7 +227,7 @@ mod tests {
         assert_eq!(hub.list().len(), 1);
         assert!(hub.leave("r", 2, LeaveReason::Left));
         assert!(hub.list().is_empty());
-        assert_eq!(hub.publish("r", &Message::text("x")), None);
+        assert_eq!(hub.publish("r", &Frame::text("x")), None);
     }
 
     #[test]
@@ -249,12 +255,12 @@ mod tests {
         for outbox in &outboxes {
             outbox.take(10);
         }
-        assert_eq!(hub.publish("r", &Message::text("hello")), Some(3));
+        assert_eq!(hub.publish("r", &Frame::text("hello")), Some(3));
         let pointers: Vec<*const u8> = outboxes
             .iter()
             .map(|outbox| match &outbox.take(10).messages[..] {
-                [Message::Text(text)] => text.as_str().as_ptr(),
-                other => panic!("expected one text, got {other:?}"),
+                [frame] => frame.payload().as_ptr(),
+                other => panic!("expected one frame, got {other:?}"),
             })
             .collect();
         assert!(

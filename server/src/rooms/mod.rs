@@ -13,5 +13,5 @@ mod hub;
 mod outbox;
 
 pub(crate) use client::{Abusive, Client, Limits};
-pub(crate) use hub::{Hub, text};
+pub(crate) use hub::{Hub, frame};
 pub(crate) use outbox::Outbox;
