@@ -34,7 +34,7 @@ use crate::keepalive::{Due, Keepalive};
 use crate::rooms::{self, Outbox};
 use crate::server::Shared;
 use crate::stats::Traffic;
-use crate::wire::{DIRECT_WRITE_MIN, DataOpcode, Frame, Wire};
+use crate::wire::{DIRECT_WRITE_MIN, DataOpcode, Frame, SharedWriter, Wire};
 
 /// Most messages answered before the replies are flushed and the other
 /// events (shutdown, keepalive) get a look in: bounds the latency a flood
@@ -146,13 +146,22 @@ enum Event {
 
 impl<'a> Session<'a> {
     fn new(
-        ws: WebSocketStream<Wire>,
+        mut ws: WebSocketStream<Wire>,
         peer: SocketAddr,
         service: Service,
         primed: bool,
         shared: &'a Shared,
     ) -> Self {
         let config = &shared.config;
+        let rooms = (service == Service::Rooms).then(|| {
+            let client = rooms::Client::new(Arc::clone(&shared.hub), rooms::Limits::new(config));
+            // Deliveries go straight to the socket while we are not
+            // writing (rooms::outbox).
+            let outbox = client.outbox();
+            outbox.share_socket(Arc::clone(ws.get_ref().socket()));
+            ws.get_mut().share_with(Arc::clone(outbox) as _);
+            Box::new(client)
+        });
         Self {
             ws,
             input_idle: !primed,
@@ -162,12 +171,7 @@ impl<'a> Session<'a> {
             shared,
             traffic: Traffic::default(),
             keepalive: Keepalive::new(config.ping_interval, config.idle_timeout),
-            rooms: (service == Service::Rooms).then(|| {
-                Box::new(rooms::Client::new(
-                    Arc::clone(&shared.hub),
-                    rooms::Limits::new(config),
-                ))
-            }),
+            rooms,
         }
     }
 
@@ -182,7 +186,7 @@ impl<'a> Session<'a> {
         };
         // Leave the rooms now, not after the lingering close below: the
         // other members hear of it at once.
-        self.rooms = None;
+        self.leave_rooms();
         if let Ending::ByPeer(_)
         | Ending::ByServer {
             acknowledged: true, ..
@@ -384,7 +388,11 @@ impl<'a> Session<'a> {
                     self.feed(reply).await?;
                 }
             }
-            Message::Close(frame) => *peer_close = Some(frame),
+            Message::Close(frame) => {
+                // tungstenite answers it: no delivery may follow.
+                self.stop_deliveries();
+                *peer_close = Some(frame);
+            }
             // tungstenite queues the pong itself and writes it on the next
             // read; pongs only prove liveness.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
@@ -401,10 +409,16 @@ impl<'a> Session<'a> {
     /// one vectored write: no copy into tungstenite, no per-member framing.
     async fn deliver(&mut self, io: &mut RoomsIo) -> Result<(), Ending> {
         let RoomsIo { outbox, batch } = io;
-        let missed = outbox.take_into(MAX_BATCH, batch);
-        if missed > 0 {
-            let notice = rooms::frame(&duplex_protocol::ServerMessage::Missed { count: missed });
-            batch.insert(0, notice);
+        // What tungstenite holds goes first. Flushing hands the socket
+        // back to the hub, so it comes before the take: taken frames must
+        // be written before the hub writes again.
+        if self.unflushed {
+            self.flush().await?;
+        }
+        outbox.take_into(MAX_BATCH, batch);
+        if batch.is_empty() {
+            // Woken for nothing: the hub may write again.
+            outbox.hand_back();
         }
         let mut kicked = outbox.is_kicked();
         if !kicked && !batch.is_empty() {
@@ -418,6 +432,10 @@ impl<'a> Session<'a> {
         }
         batch.clear();
         if kicked {
+            // Out of the rooms before the close handshake, which can take
+            // the whole close timeout on a full socket: the others hear
+            // at once that this member was too slow.
+            self.leave_rooms();
             let wait = self.shared.config.close_timeout;
             return Err(self
                 .close(CloseCode::Again, "too slow: missed too many messages", wait)
@@ -426,16 +444,13 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Writes encoded frames, after what tungstenite holds (so everything
-    /// leaves in order), within the write timeout.
+    /// Writes encoded frames within the write timeout; tungstenite must
+    /// hold nothing (see `deliver`).
     async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), Ending> {
-        if self.unflushed {
-            self.flush().await?;
-        }
         let write = self.ws.get_mut().write_frames(frames);
         match timeout(self.shared.config.write_timeout, write).await {
             Ok(Ok(())) => {
-                for frame in frames {
+                for frame in frames.iter().filter(|frame| frame.is_whole()) {
                     self.traffic.sent(frame.payload_len());
                 }
                 Ok(())
@@ -458,6 +473,9 @@ impl<'a> Session<'a> {
         }
         let counted = message.is_text() || message.is_binary();
         self.unflushed = true;
+        if let Some(client) = &self.rooms {
+            client.outbox().hold();
+        }
         match timeout(self.shared.config.write_timeout, self.ws.feed(message)).await {
             Ok(Ok(())) => {
                 if counted {
@@ -501,9 +519,27 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Leaves every room (the other members are told why) and counts what
+    /// the hub wrote to this client directly.
+    fn leave_rooms(&mut self) {
+        if let Some(client) = self.rooms.take() {
+            let direct = client.outbox().sent();
+            self.traffic.messages_out += direct.messages_out;
+            self.traffic.bytes_out += direct.bytes_out;
+        }
+    }
+
+    /// Room deliveries end before our Close frame goes out.
+    fn stop_deliveries(&self) {
+        if let Some(client) = &self.rooms {
+            client.outbox().close();
+        }
+    }
+
     /// Starts the close handshake with `code` and waits up to `wait` for the
     /// peer's answer, discarding data still in flight.
     async fn close(&mut self, code: CloseCode, reason: &'static str, wait: Duration) -> Ending {
+        self.stop_deliveries();
         let frame = CloseFrame {
             code,
             reason: reason.into(),
@@ -531,6 +567,7 @@ impl<'a> Session<'a> {
             return Ending::Dropped(Abort::Transport(error));
         };
         debug!(peer = %self.peer, %error, code = u16::from(frame.code), "failing the connection");
+        self.stop_deliveries();
         let deadline = Instant::now() + self.shared.config.close_timeout;
         let sent = timeout_at(deadline, self.ws.send(Message::Close(Some(frame.clone())))).await;
         if matches!(sent, Ok(Ok(()))) {

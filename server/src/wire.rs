@@ -1,4 +1,4 @@
-//! The TCP stream under a WebSocket, with two additions.
+//! The TCP stream under a WebSocket, with these additions.
 //!
 //! - It notes when bytes arrive. Liveness is about the peer sending anything
 //!   at all, and tungstenite only reports whole messages, so a slow
@@ -15,10 +15,17 @@
 //!   without zeroing, up to `--read-buffer-size` per system call. That
 //!   buffer is kept while the peer is sending and released at the first
 //!   keepalive tick with no input, so an idle connection holds none.
+//! - Its socket can be shared with one other writer of whole frames, the
+//!   rooms hub ([`SharedWriter`]): a delivery is written straight to an
+//!   idle member's socket by the publisher, without waking the member's
+//!   task. Each of our writes first takes the socket over, so frames never
+//!   interleave.
 
+use std::fmt;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -31,11 +38,29 @@ use tokio::net::TcpStream;
 /// [`Wire`]'s buffer in chunks of this size, without system calls.
 pub(crate) const FRAME_CHUNK: usize = 2 * 1024;
 
+/// Another writer of whole frames to a connection's socket, between the
+/// session's own writes: the rooms hub, which writes a delivery straight
+/// to an idle member's socket (`rooms::outbox`).
+pub(crate) trait SharedWriter: Send + Sync + fmt::Debug {
+    /// Called before each write of the session: from now on the other
+    /// writer leaves the socket alone, and a frame it left half written
+    /// (the socket was full) is finished first. Pending until it is.
+    fn poll_take_over(&self, tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Called when the session has no frame partly written: the other
+    /// writer may write again (once it has nothing queued for the session
+    /// to write).
+    fn hand_back(&self);
+}
+
 /// A `TcpStream` that remembers whether it has read anything since the
 /// last [`Wire::take_heard`] and reads ahead into a buffer of its own.
 #[derive(Debug)]
 pub(crate) struct Wire {
-    tcp: TcpStream,
+    /// Shared with the [`SharedWriter`], if any.
+    tcp: Arc<TcpStream>,
+    /// Who else writes to `tcp`.
+    shared: Option<Arc<dyn SharedWriter>>,
     /// Bytes arrived since the last keepalive tick.
     heard: bool,
     /// Read from the socket, not yet handed to tungstenite. Allocated while
@@ -49,10 +74,28 @@ pub(crate) struct Wire {
 impl Wire {
     pub(crate) fn new(tcp: TcpStream, read_size: usize) -> Self {
         Self {
-            tcp,
+            tcp: Arc::new(tcp),
+            shared: None,
             heard: false,
             ahead: BytesMut::new(),
             read_size,
+        }
+    }
+
+    /// The socket, for a [`SharedWriter`] to write to.
+    pub(crate) fn socket(&self) -> &Arc<TcpStream> {
+        &self.tcp
+    }
+
+    /// From now on `writer` writes to the socket too, between our writes.
+    pub(crate) fn share_with(&mut self, writer: Arc<dyn SharedWriter>) {
+        self.shared = Some(writer);
+    }
+
+    /// Tells the other writer, if any, that our frames are all written.
+    fn hand_back(&self) {
+        if let Some(shared) = &self.shared {
+            shared.hand_back();
         }
     }
 
@@ -153,6 +196,24 @@ impl Frame {
         Self::new(DataOpcode::Binary, payload)
     }
 
+    /// The end of a frame whose beginning is already on the wire.
+    pub(crate) fn rest(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            header_len: 0,
+        }
+    }
+
+    /// Whether this is a whole frame, not the [`Frame::rest`] of one.
+    pub(crate) fn is_whole(&self) -> bool {
+        self.header_len > 0
+    }
+
+    /// The bytes on the wire.
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
     /// The payload's length (what the traffic counters count).
     pub(crate) fn payload_len(&self) -> usize {
         self.bytes.len() - usize::from(self.header_len)
@@ -187,7 +248,8 @@ impl Wire {
 
     /// Writes encoded frames back to back, as few system calls as the
     /// socket allows (one, usually). Same ordering rule as
-    /// [`Wire::write_frame`].
+    /// [`Wire::write_frame`]. Hands the socket back to the other writer
+    /// when done.
     pub(crate) async fn write_frames(&mut self, frames: &[Frame]) -> io::Result<()> {
         for chunk in frames.chunks(MAX_IOVECS) {
             let mut parts = [&[][..]; MAX_IOVECS];
@@ -196,6 +258,7 @@ impl Wire {
             }
             self.write_all_vectored(&parts[..chunk.len()]).await?;
         }
+        self.hand_back();
         Ok(())
     }
 
@@ -212,7 +275,9 @@ impl Wire {
             for (slice, part) in slices[1..n].iter_mut().zip(&parts[1..n]) {
                 *slice = io::IoSlice::new(part);
             }
-            let mut written = self.tcp.write_vectored(&slices[..n]).await?;
+            // Through our own `poll_write_vectored`: it takes the socket
+            // over from the other writer first.
+            let mut written = AsyncWriteExt::write_vectored(self, &slices[..n]).await?;
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -241,12 +306,13 @@ impl AsyncRead for Wire {
         let this = self.get_mut();
         if this.ahead.is_empty() {
             this.ahead.reserve(this.read_size);
-            let read = tokio_util::io::poll_read_buf(Pin::new(&mut this.tcp), cx, &mut this.ahead);
-            match read {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())), // end of stream
-                Poll::Ready(Ok(_)) => this.heard = true,
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                Poll::Pending => return Poll::Pending,
+            // Into the uninitialised spare capacity: no zeroing.
+            let read = poll_io(&this.tcp, cx, TcpStream::poll_read_ready, |tcp| {
+                tcp.try_read_buf(&mut this.ahead)
+            });
+            match ready!(read)? {
+                0 => return Poll::Ready(Ok(())), // end of stream
+                _ => this.heard = true,
             }
         }
         let n = this.ahead.len().min(buf.remaining());
@@ -262,7 +328,13 @@ impl AsyncWrite for Wire {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+        let this = self.get_mut();
+        if let Some(shared) = &this.shared {
+            ready!(shared.poll_take_over(&this.tcp, cx))?;
+        }
+        poll_io(&this.tcp, cx, TcpStream::poll_write_ready, |tcp| {
+            tcp.try_write(buf)
+        })
     }
 
     fn poll_write_vectored(
@@ -270,19 +342,49 @@ impl AsyncWrite for Wire {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if let Some(shared) = &this.shared {
+            ready!(shared.poll_take_over(&this.tcp, cx))?;
+        }
+        poll_io(&this.tcp, cx, TcpStream::poll_write_ready, |tcp| {
+            tcp.try_write_vectored(bufs)
+        })
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        true
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    /// TCP has nothing to flush. tungstenite calls this only once its whole
+    /// buffer is written, so none of its frames is partly written: the
+    /// other writer may have the socket back.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().hand_back();
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The socket is shared, so no `&mut TcpStream` to call its own.
+        let socket = socket2::SockRef::from(&*self.tcp);
+        Poll::Ready(socket.shutdown(std::net::Shutdown::Write))
+    }
+}
+
+/// One non-blocking operation on the shared socket, retried until it does
+/// not report `WouldBlock` (readiness is cleared by the failed attempt, so
+/// the retry waits for the next readiness event).
+fn poll_io<T>(
+    tcp: &TcpStream,
+    cx: &mut Context<'_>,
+    poll_ready: fn(&TcpStream, &mut Context<'_>) -> Poll<io::Result<()>>,
+    mut operation: impl FnMut(&TcpStream) -> io::Result<T>,
+) -> Poll<io::Result<T>> {
+    loop {
+        ready!(poll_ready(tcp, cx))?;
+        match operation(tcp) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return Poll::Ready(result),
+        }
     }
 }
 

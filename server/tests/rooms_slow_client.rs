@@ -5,41 +5,16 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
-use common::rooms::{connect_rooms, join, next_server};
-use common::{Client, TestServer, WAIT, config};
-use duplex_protocol::{ClientId, LeaveReason, ServerMessage};
+use common::rooms::{connect_rooms, join, next_server, small_buffered_client};
+use common::{TestServer, WAIT, config};
+use duplex_protocol::{LeaveReason, ServerMessage};
 use futures_util::StreamExt;
-use tokio::net::TcpSocket;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Messages big enough that a few hundred fill the socket buffers of a
 /// client that does not read.
 const SIZE: usize = 16 * 1024;
-
-/// A rooms client whose socket buffers are as small as the kernel allows,
-/// so the server's writes to it block soon after it stops reading.
-async fn small_buffered_client(addr: SocketAddr) -> (Client, ClientId) {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let tcp = timeout(WAIT, socket.connect(addr))
-        .await
-        .expect("connect timed out")
-        .expect("connect");
-    let (mut ws, _) = timeout(
-        WAIT,
-        tokio_tungstenite::client_async(format!("ws://{addr}/ws"), tcp),
-    )
-    .await
-    .expect("handshake timed out")
-    .expect("handshake");
-    match next_server(&mut ws).await {
-        ServerMessage::Welcome { client_id, .. } => (ws, client_id),
-        other => panic!("expected welcome, got {other:?}"),
-    }
-}
 
 fn numbered(n: usize) -> String {
     format!("{n:06}{}", ".".repeat(SIZE - 6))

@@ -1,21 +1,39 @@
-//! One client's bounded queue of room messages, and the slow-client policy.
+//! One client's bounded queue of room messages, the slow-client policy, and
+//! the direct path to its socket.
 //!
 //! Publishers never wait on a receiver: [`Outbox::push`] only takes a short
-//! lock, so a client that stops reading cannot delay its room. When the
+//! lock, so a client that stops reading cannot delay its room.
+//!
+//! **Direct writes.** When the client's session is not writing and nothing
+//! is queued, `push` writes the frame straight to the socket (one
+//! non-blocking system call) instead of queueing it and waking the session.
+//! At 10,000 members that saves 10,000 task wake-ups per publish: perf put
+//! the queue-and-wake path at ~7.6 µs per delivery on one core against
+//! ~3.9 µs for a bare loop of socket writes. The session takes the socket
+//! back before each write of its own ([`SharedWriter`]), and finishes
+//! first any frame `push` could only partly write, so frames never
+//! interleave; anything that cannot be written at once is queued as before,
+//! in order. When the
 //! queue is full the oldest message is dropped and counted; the client is
 //! told how many it missed before its next message. Once it has missed more
 //! than the configured threshold without catching up, the outbox is
 //! *kicked*: its session closes the connection with 1013.
 
 use std::collections::VecDeque;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, ready};
 
+use bytes::{Buf, Bytes};
+use duplex_protocol::ServerMessage;
 use futures_util::task::AtomicWaker;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::wire::Frame;
+use super::hub::frame;
+use crate::stats::Traffic;
+use crate::wire::{Frame, SharedWriter};
 
 /// A client's queue of messages from its rooms.
 #[derive(Debug)]
@@ -41,6 +59,8 @@ pub(crate) struct Outbox {
     capacity: usize,
     /// Missed messages that get the client closed (`--slow-client-missed`).
     max_missed: u64,
+    /// The client's socket, once its session shares it.
+    socket: OnceLock<Arc<TcpStream>>,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +68,17 @@ struct State {
     queue: VecDeque<Frame>,
     /// Dropped since the session last took from the queue.
     missed: u64,
+    /// Whether the session holds the socket: it is writing, or has frames
+    /// to write. `push` writes directly only when it does not.
+    session_writes: bool,
+    /// The rest of a frame `push` wrote partly: the next bytes on the
+    /// wire, whoever writes next.
+    partial: Option<Bytes>,
+    /// Set when the session starts closing: nothing is written or queued
+    /// after its Close frame.
+    closed: bool,
+    /// Messages `push` wrote directly, for the session's log line.
+    sent: Traffic,
 }
 
 impl Outbox {
@@ -56,6 +87,11 @@ impl Outbox {
             state: Mutex::new(State {
                 queue: VecDeque::with_capacity(capacity.min(16)),
                 missed: 0,
+                // Until it hands the socket over after its first write.
+                session_writes: true,
+                partial: None,
+                closed: false,
+                sent: Traffic::default(),
             }),
             signal: AtomicBool::new(false),
             waker: AtomicWaker::new(),
@@ -63,7 +99,14 @@ impl Outbox {
             kick: Notify::new(),
             capacity,
             max_missed,
+            socket: OnceLock::new(),
         }
+    }
+
+    /// Lets `push` write to `socket` directly, between the session's
+    /// writes. Until then (and in unit tests) every frame is queued.
+    pub(crate) fn share_socket(&self, socket: Arc<TcpStream>) {
+        let _ = self.socket.set(socket);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -72,18 +115,35 @@ impl Outbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `frame` (a cheap clone of shared bytes), dropping the
-    /// oldest if the queue is full. Never waits.
+    /// Writes `frame` to the socket if the session is not writing and
+    /// nothing is queued; otherwise queues it (a cheap clone of shared
+    /// bytes), dropping the oldest if the queue is full. Never waits.
     pub(crate) fn push(&self, frame: Frame) {
         if self.is_kicked() {
             return;
         }
         let mut state = self.state();
+        if state.closed {
+            return;
+        }
+        if !state.session_writes
+            && state.queue.is_empty()
+            && self.write_directly(&mut state, &frame)
+        {
+            if state.partial.is_some() {
+                // The socket is full: the session finishes the frame.
+                drop(state);
+                self.wake();
+            }
+            return;
+        }
         if state.queue.len() >= self.capacity {
             state.queue.pop_front();
             state.missed += 1;
             if state.missed > self.max_missed {
+                // The session closes with 1013: nothing more to tell it.
                 state.queue.clear();
+                state.missed = 0;
                 drop(state);
                 self.kicked.store(true, Ordering::Release);
                 // Wake the session, idle or blocked in a write.
@@ -97,6 +157,31 @@ impl Outbox {
         self.wake();
     }
 
+    /// Writes `frame` to the socket without waiting; false if nothing could
+    /// be written (the socket is full, or failing: then the session's own
+    /// write waits for room, or meets the error and ends the connection).
+    /// What the socket could not take is left in `partial`, and the session
+    /// holds the socket until it has written it.
+    fn write_directly(&self, state: &mut State, frame: &Frame) -> bool {
+        let Some(socket) = self.socket.get() else {
+            return false;
+        };
+        let bytes = frame.bytes();
+        // Straight to send(2), not `try_write`: that first reads the
+        // runtime's readiness record, one more cache miss per member (perf:
+        // 10% of a 10,000-member fan-out). A stale readiness is harmless:
+        // the session's next write finds the socket full and waits.
+        let Ok(written) = socket2::SockRef::from(&**socket).send(bytes) else {
+            return false;
+        };
+        state.sent.sent(frame.payload_len());
+        if written < bytes.len() {
+            state.partial = Some(bytes.slice(written..));
+            state.session_writes = true;
+        }
+        true
+    }
+
     /// Tells the session to look, waking it unless a signal is pending
     /// already (then it has not looked yet and will see this push too).
     fn wake(&self) {
@@ -105,15 +190,22 @@ impl Outbox {
         }
     }
 
-    /// Moves up to `max` messages, oldest first, into `into` (a buffer the
-    /// session reuses, so taking allocates nothing) and returns how many
-    /// were missed before them. If more remain, the session is woken again
-    /// for them.
+    /// Moves what the session must write next into `into` (a buffer it
+    /// reuses, so taking allocates nothing): the rest of a partly written
+    /// frame, a `missed` notice if messages were dropped, then up to `max`
+    /// messages, oldest first. Returns how many were missed. The session
+    /// holds the socket from here until it hands it back; if more remain,
+    /// it is woken again for them.
     pub(crate) fn take_into(&self, max: usize, into: &mut Vec<Frame>) -> u64 {
         let mut state = self.state();
+        state.session_writes = true;
+        into.extend(state.partial.take().map(Frame::rest));
+        let missed = std::mem::take(&mut state.missed);
+        if missed > 0 {
+            into.push(frame(&ServerMessage::Missed { count: missed }));
+        }
         let n = state.queue.len().min(max);
         into.extend(state.queue.drain(..n));
-        let missed = std::mem::take(&mut state.missed);
         let more = !state.queue.is_empty();
         drop(state);
         if more {
@@ -139,6 +231,27 @@ impl Outbox {
         Poll::Pending
     }
 
+    /// The session has started buffering messages of its own (replies, in
+    /// tungstenite): deliveries queue behind them until it hands the socket
+    /// back, so a `joined` still buffered reaches the client before the
+    /// room's messages.
+    pub(crate) fn hold(&self) {
+        self.state().session_writes = true;
+    }
+
+    /// Stops deliveries for good: the session is closing the connection,
+    /// and no data frame may follow its Close.
+    pub(crate) fn close(&self) {
+        let mut state = self.state();
+        state.closed = true;
+        state.queue.clear();
+    }
+
+    /// What `push` wrote directly, for the session's log line.
+    pub(crate) fn sent(&self) -> Traffic {
+        self.state().sent
+    }
+
     /// Whether the slow-client threshold was crossed.
     pub(crate) fn is_kicked(&self) -> bool {
         self.kicked.load(Ordering::Acquire)
@@ -151,6 +264,35 @@ impl Outbox {
             return;
         }
         self.kick.notified().await;
+    }
+}
+
+impl SharedWriter for Outbox {
+    fn poll_take_over(&self, tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut state = self.state();
+        state.session_writes = true;
+        while let Some(rest) = state.partial.as_mut() {
+            match tcp.try_write(rest) {
+                Ok(written) if written == rest.len() => state.partial = None,
+                Ok(written) => rest.advance(written),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // `push` leaves the socket alone meanwhile.
+                    drop(state);
+                    ready!(tcp.poll_write_ready(cx))?;
+                    state = self.state();
+                }
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn hand_back(&self) {
+        let mut state = self.state();
+        // Queued frames are the session's to write, in order, first.
+        if state.queue.is_empty() && state.partial.is_none() && state.missed == 0 {
+            state.session_writes = false;
+        }
     }
 }
 
@@ -181,7 +323,8 @@ mod tests {
         let batch = outbox.take(10);
         assert_eq!(batch.missed, 3);
         let texts: Vec<_> = batch.messages.iter().map(Frame::payload).collect();
-        assert_eq!(texts, [b"3", b"4"]);
+        // The notice comes first, then the newest messages.
+        assert_eq!(texts, [&br#"{"type":"missed","count":3}"#[..], b"3", b"4"]);
         assert_eq!(outbox.take(10).missed, 0, "the count resets once told");
         assert!(!outbox.is_kicked());
     }

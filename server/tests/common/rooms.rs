@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use duplex_protocol::{ClientId, ClientMessage, Member, ServerMessage};
 use futures_util::SinkExt;
+use tokio::net::TcpSocket;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -93,4 +94,26 @@ pub async fn next_text(ws: &mut Client) -> (Option<Member>, String) {
         }
     }
     panic!("no room message among 10,000 presence events");
+}
+
+/// A rooms client whose socket buffers are as small as the kernel allows,
+/// so the server's writes to it block soon after it stops reading.
+pub async fn small_buffered_client(addr: SocketAddr) -> (Client, ClientId) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let tcp = timeout(WAIT, socket.connect(addr))
+        .await
+        .expect("connect timed out")
+        .expect("connect");
+    let (mut ws, _) = timeout(
+        WAIT,
+        tokio_tungstenite::client_async(format!("ws://{addr}/ws"), tcp),
+    )
+    .await
+    .expect("handshake timed out")
+    .expect("handshake");
+    match next_server(&mut ws).await {
+        ServerMessage::Welcome { client_id, .. } => (ws, client_id),
+        other => panic!("expected welcome, got {other:?}"),
+    }
 }
