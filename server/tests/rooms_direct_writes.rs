@@ -7,11 +7,11 @@
 mod common;
 
 use common::rooms::{connect_rooms, join, next_server, small_buffered_client};
-use common::{Client, TestServer, WAIT, config};
+use common::{TestServer, WAIT, config};
 use duplex_protocol::{ClientMessage, ServerMessage, binary};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// Far larger than the socket buffers of a member that stops reading, so
 /// direct writes to it come back partial and then blocked.
@@ -23,7 +23,10 @@ fn payload(n: usize) -> Vec<u8> {
 }
 
 /// Reads `TOTAL` binary deliveries and checks each, byte for byte, in order.
-async fn expect_every_delivery(ws: &mut Client, who: &str) {
+async fn expect_every_delivery<S>(ws: &mut S, who: &str)
+where
+    S: Stream<Item = Result<Message, WsError>> + Unpin,
+{
     let mut next = 0;
     while next < TOTAL {
         match timeout(WAIT, ws.next()).await {
@@ -61,20 +64,8 @@ async fn a_member_that_pauses_gets_every_large_delivery_intact_and_in_order() {
     ));
 
     let (mut sink, mut stream) = publisher.split();
-    let own = tokio::spawn(async move {
-        let mut next = 0;
-        while next < TOTAL {
-            match timeout(WAIT, stream.next()).await {
-                Ok(Some(Ok(Message::Binary(data)))) => {
-                    let delivery = binary::decode_delivery(&data).expect("own delivery");
-                    assert!(delivery.payload == payload(next).as_slice());
-                    next += 1;
-                }
-                Ok(Some(Ok(_))) => {}
-                other => panic!("publisher: stream ended after {next}: {other:?}"),
-            }
-        }
-    });
+    // The publisher is a member too: it reads its own deliveries.
+    let own = tokio::spawn(async move { expect_every_delivery(&mut stream, "publisher").await });
     for n in 0..TOTAL {
         let frame = binary::encode_publish("r", &payload(n)).expect("encode");
         timeout(WAIT, sink.send(Message::binary(frame)))
