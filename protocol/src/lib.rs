@@ -19,5 +19,8 @@ pub use message::{
 
 /// The protocol version, sent in [`ServerMessage::Welcome`] and as the first
 /// byte of every binary frame. Raised on any change an older peer would
-/// misread.
+/// misread; not for a field an older peer can ignore, such as the optional
+/// `room` of [`ServerMessage::Error`] (every peer ignores fields it does not
+/// know, and the field is omitted when absent). Raising it also changes the
+/// first byte of every binary frame, so it is not done lightly.
 pub const VERSION: u8 = 1;

@@ -165,6 +165,14 @@ pub enum ServerMessage {
         code: ErrorCode,
         /// A human-readable explanation.
         message: String,
+        /// The room the refused message named, exactly as sent, when it
+        /// named one (`join`, `leave`, `publish`, a binary publish whose
+        /// header decoded): without it a client with several requests in
+        /// flight cannot tell which join failed. Omitted from the JSON when
+        /// `None`, and read as `None` when absent, so peers from before the
+        /// field still understand each other (no new [`crate::VERSION`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
     },
 }
 
@@ -251,7 +259,44 @@ mod tests {
         let error = ServerMessage::Error {
             code: ErrorCode::NotJoined,
             message: "x".into(),
+            room: None,
         };
         assert!(error.to_json().contains(r#""code":"not_joined""#));
+    }
+
+    /// The error's `room` is optional both ways: left out when there is
+    /// none (what a client from before the field expects to see), and
+    /// read as `None` when a server from before the field leaves it out.
+    #[test]
+    fn error_room_is_optional_on_the_wire() {
+        let general = ServerMessage::Error {
+            code: ErrorCode::BadJson,
+            message: "m".into(),
+            room: None,
+        };
+        assert_eq!(
+            general.to_json(),
+            r#"{"type":"error","code":"bad_json","message":"m"}"#
+        );
+        let about_room = ServerMessage::Error {
+            code: ErrorCode::TooManyRooms,
+            message: "m".into(),
+            room: Some("lobby".into()),
+        };
+        let json = about_room.to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"too_many_rooms","message":"m","room":"lobby"}"#
+        );
+        let back: ServerMessage = serde_json::from_str(&json).expect("round trip");
+        assert_eq!(back, about_room);
+        let old: ServerMessage =
+            serde_json::from_str(r#"{"type":"error","code":"bad_json","message":"m"}"#)
+                .expect("an error without room");
+        assert_eq!(old, general);
+        let null: ServerMessage =
+            serde_json::from_str(r#"{"type":"error","code":"bad_json","message":"m","room":null}"#)
+                .expect("an error with a null room");
+        assert_eq!(null, general);
     }
 }

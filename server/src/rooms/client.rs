@@ -60,8 +60,37 @@ pub(crate) struct Client {
     limits: Limits,
 }
 
-/// A refusal: the code and the explanation sent back.
-type Refusal = (ErrorCode, String);
+/// A refusal: what the `error` answer says.
+#[derive(Debug)]
+struct Refusal {
+    code: ErrorCode,
+    message: String,
+    /// The room the refused message named, if it named one: the client
+    /// may have several joins in flight and needs to know which failed.
+    room: Option<String>,
+}
+
+impl Refusal {
+    /// A refusal of a message that named no room (or could not be read
+    /// far enough to find one).
+    fn general(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            room: None,
+        }
+    }
+
+    /// A refusal of a message about `room`, echoed as the client sent it
+    /// (even empty or too long) so the client can match it to its request.
+    fn about(room: &str, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            room: Some(room.to_owned()),
+        }
+    }
+}
 
 impl Client {
     pub(crate) fn new(hub: Arc<Hub>, limits: Limits) -> Self {
@@ -99,7 +128,7 @@ impl Client {
         let outcome = match message {
             Message::Text(json) => match decode_client(json.as_str()) {
                 Ok(message) => self.on_message(message),
-                Err(error) => Err((error.code(), error.to_string())),
+                Err(error) => Err(Refusal::general(error.code(), error.to_string())),
             },
             Message::Binary(frame) => self.on_binary(&frame).map(|()| None),
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => Ok(None),
@@ -107,9 +136,17 @@ impl Client {
         match outcome {
             Ok(answer) => Ok(answer),
             Err(_) if self.errors >= self.limits.max_errors => Err(Abusive),
-            Err((code, message)) => {
+            Err(Refusal {
+                code,
+                message,
+                room,
+            }) => {
                 self.errors += 1;
-                Ok(Some(text(&ServerMessage::Error { code, message })))
+                Ok(Some(text(&ServerMessage::Error {
+                    code,
+                    message,
+                    room,
+                })))
             }
         }
     }
@@ -119,10 +156,15 @@ impl Client {
             ClientMessage::Join { room, name } => {
                 self.check_room(&room)?;
                 if name.is_empty() {
-                    return Err((ErrorCode::BadMessage, "the name is empty".into()));
+                    return Err(Refusal::about(
+                        &room,
+                        ErrorCode::BadMessage,
+                        "the name is empty",
+                    ));
                 }
                 if name.len() > self.limits.max_name_len {
-                    return Err((
+                    return Err(Refusal::about(
+                        &room,
                         ErrorCode::NameTooLong,
                         format!("names are at most {} bytes", self.limits.max_name_len),
                     ));
@@ -131,7 +173,8 @@ impl Client {
                     return Err(already_joined(&room));
                 }
                 if self.joined.len() >= self.limits.max_rooms {
-                    return Err((
+                    return Err(Refusal::about(
+                        &room,
                         ErrorCode::TooManyRooms,
                         format!("at most {} rooms per connection", self.limits.max_rooms),
                     ));
@@ -169,22 +212,29 @@ impl Client {
 
     fn on_binary(&mut self, frame: &[u8]) -> Result<(), Refusal> {
         let publish = binary::decode_publish(frame)
-            .map_err(|error| (ErrorCode::BadBinary, error.to_string()))?;
+            .map_err(|error| Refusal::general(ErrorCode::BadBinary, error.to_string()))?;
         self.check_member(publish.room)?;
         // Copied once into the delivery header's buffer, once into the
         // shared frame: per publish, not per member.
-        let delivery = binary::encode_delivery(publish.room, self.id, publish.payload)
-            .map_err(|error| (ErrorCode::BadBinary, error.to_string()))?;
+        let delivery =
+            binary::encode_delivery(publish.room, self.id, publish.payload).map_err(|error| {
+                Refusal::about(publish.room, ErrorCode::BadBinary, error.to_string())
+            })?;
         self.hub.publish(publish.room, &Frame::binary(&delivery));
         Ok(())
     }
 
     fn check_room(&self, room: &str) -> Result<(), Refusal> {
         if room.is_empty() {
-            return Err((ErrorCode::BadMessage, "the room name is empty".into()));
+            return Err(Refusal::about(
+                room,
+                ErrorCode::BadMessage,
+                "the room name is empty",
+            ));
         }
         if room.len() > self.limits.max_room_len {
-            return Err((
+            return Err(Refusal::about(
+                room,
                 ErrorCode::RoomTooLong,
                 format!("room names are at most {} bytes", self.limits.max_room_len),
             ));
@@ -195,7 +245,8 @@ impl Client {
     fn check_member(&self, room: &str) -> Result<(), Refusal> {
         self.check_room(room)?;
         if !self.joined.contains_key(room) {
-            return Err((
+            return Err(Refusal::about(
+                room,
                 ErrorCode::NotJoined,
                 format!("not a member of room {room:?}: join it first"),
             ));
@@ -205,7 +256,8 @@ impl Client {
 }
 
 fn already_joined(room: &str) -> Refusal {
-    (
+    Refusal::about(
+        room,
         ErrorCode::AlreadyJoined,
         format!("already a member of room {room:?}"),
     )
