@@ -286,6 +286,25 @@ async function main() {
     return `${await text('#room-members-title')}: ${await text('#room-members')}`;
   });
 
+  await check('a join the server refuses is reported and not left "joining…"', async () => {
+    // 40 two-byte characters: within the input's maxlength (64 characters)
+    // but over the server's 64-byte room limit, so the server refuses it.
+    const tooLong = 'é'.repeat(40);
+    await type('#room-room', tooLong);
+    await click('#room-join');
+    const status = await until('the refusal in the status line', async () => {
+      const shown = (await text('#room-status')) || '';
+      return shown.startsWith(`could not join ${tooLong}:`) && shown;
+    });
+    // The panel is back on the room it is in, not on the refused one.
+    const title = await until('the title back on e2e-room', async () => {
+      const shown = (await text('#room-members-title')) || '';
+      if (shown.includes('joining')) return false;
+      return /^Members of e2e-room \(\d+\)$/.test(shown) && shown;
+    });
+    return `${status}; ${title}`;
+  });
+
   await check('two windows chat in a room, and `duplex push` reaches both', async () => {
     const token = given('DUPLEX_TEST_PUSH_TOKEN');
     const httpUrl = given('DUPLEX_TEST_HTTP_URL');

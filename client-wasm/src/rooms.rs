@@ -22,6 +22,14 @@
 //! closed, sent after the next connection's greeting) is answered with
 //! `already_joined`, which only says the server has us where we asked to
 //! be: it is not shown as an error.
+//!
+//! Refused joins: the server's `error` names the room it is about. When it
+//! refuses the join of a room not confirmed yet (`too_many_rooms`,
+//! `room_too_long`, …), the model stops wanting that room
+//! ([`Change::JoinRefused`]), so the page does not show it as joining
+//! forever and the next greeting does not ask again for what the server
+//! refused. A server from before the `room` field sends none, and its join
+//! refusals are reported as plain [`Change::Error`]s, as they always were.
 
 use duplex_protocol::{ClientId, ClientMessage, ErrorCode, LeaveReason, Member, ServerMessage};
 
@@ -87,8 +95,21 @@ pub enum Change {
     Welcome(ClientId),
     /// This room's members or lines changed.
     Room(String),
-    /// The server refused something; not tied to a room.
+    /// The server refused something other than a pending join.
     Error {
+        /// The error's code.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+        /// The room the refused message named, if the server said.
+        room: Option<String>,
+    },
+    /// The server refused to join `room`, whose join was not confirmed: it
+    /// is no longer wanted (give the connection the new
+    /// [`Rooms::greeting`]); show the message.
+    JoinRefused {
+        /// The room that could not be joined.
+        room: String,
         /// The error's code.
         code: ErrorCode,
         /// The server's explanation.
@@ -248,6 +269,12 @@ fn decode(text: &str) -> Result<ServerMessage, NotAServerMessage> {
         "error" => ServerMessage::Error {
             code: error_code(&string(&value, "code")?),
             message: string(&value, "message")?,
+            // Optional: absent from servers older than the field, and from
+            // errors about no room.
+            room: match get(&value, "room") {
+                Some(room) if !room.is_null() => Some(room.as_string().ok_or_else(|| bad("room"))?),
+                _ => None,
+            },
         },
         _ => return Err(NotAServerMessage("unknown type")),
     })
@@ -268,6 +295,23 @@ fn error_code(code: &str) -> ErrorCode {
         "bad_binary" => ErrorCode::BadBinary,
         _ => ErrorCode::BadMessage,
     }
+}
+
+/// Whether an error with `code` that names a room can be the answer to
+/// its `join`. `not_joined` cannot: a `publish` sent between leaving a room
+/// and joining it again is refused with it while the new join is on its
+/// way, and must not cancel that join. `already_joined` does not either: it
+/// says the server has us in the room. (The browser reads a code newer than
+/// itself as `bad_message`, so such a code naming a room whose join is
+/// pending counts as a refusal of that join.)
+fn refuses_join(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::BadMessage
+            | ErrorCode::NameTooLong
+            | ErrorCode::RoomTooLong
+            | ErrorCode::TooManyRooms
+    )
 }
 
 impl Rooms {
@@ -441,7 +485,29 @@ impl Rooms {
                 code: ErrorCode::AlreadyJoined,
                 ..
             } => Change::None,
-            ServerMessage::Error { code, message } => Change::Error { code, message },
+            ServerMessage::Error {
+                code,
+                message,
+                room: Some(room),
+            } if refuses_join(code) && self.room(&room).is_some_and(|r| !r.joined) => {
+                if let Ok(at) = self.find(&room) {
+                    self.rooms.remove(at);
+                }
+                Change::JoinRefused {
+                    room,
+                    code,
+                    message,
+                }
+            }
+            ServerMessage::Error {
+                code,
+                message,
+                room,
+            } => Change::Error {
+                code,
+                message,
+                room,
+            },
             _ => Change::None,
         }
     }
@@ -589,6 +655,7 @@ mod tests {
             rooms.handle(ServerMessage::Error {
                 code: ErrorCode::AlreadyJoined,
                 message: "already a member of room \"lobby\"".into(),
+                room: Some("lobby".into()),
             }),
             Change::None
         );
@@ -598,6 +665,7 @@ mod tests {
             rooms.handle(ServerMessage::Error {
                 code: ErrorCode::TooManyRooms,
                 message: "at most 16 rooms per connection".into(),
+                room: None,
             }),
             Change::Error {
                 code: ErrorCode::TooManyRooms,
@@ -682,7 +750,8 @@ mod tests {
                 .ok(),
             Some(Change::Error {
                 code: ErrorCode::NotJoined,
-                message: "m".into()
+                message: "m".into(),
+                room: None,
             })
         );
         assert_eq!(
@@ -690,6 +759,132 @@ mod tests {
             Some(Change::Missed(12))
         );
         assert!(rooms.handle_text("not json").is_err());
+    }
+
+    fn joined(rooms: &mut Rooms, room: &str) {
+        rooms.handle(ServerMessage::Joined {
+            room: room.into(),
+            members: vec![member(7, "ada")],
+            member_count: 1,
+        });
+    }
+
+    /// A refused join used to leave its room "joining…" for good, and the
+    /// greeting asked for it again on every reconnect.
+    #[test]
+    fn a_refused_join_stops_wanting_the_room_and_is_reported() {
+        let mut rooms = Rooms::new();
+        rooms.join("lobby", "ada", true);
+        joined(&mut rooms, "lobby");
+        rooms.join("attic", "ada", true);
+        let change = rooms.handle_text(
+            r#"{"type":"error","code":"too_many_rooms","message":"at most 1 rooms per connection","room":"attic"}"#,
+        );
+        assert_eq!(
+            change,
+            Ok(Change::JoinRefused {
+                room: "attic".into(),
+                code: ErrorCode::TooManyRooms,
+                message: "at most 1 rooms per connection".into(),
+            })
+        );
+        assert!(rooms.room("attic").is_none());
+        assert_eq!(rooms.names().collect::<Vec<_>>(), ["lobby"]);
+        assert_eq!(
+            text(rooms.greeting().pop()).as_deref(),
+            Some(r#"{"type":"join","room":"lobby","name":"ada"}"#)
+        );
+        assert_eq!(rooms.greeting().len(), 1);
+        assert!(rooms.room("lobby").is_some_and(|r| r.joined));
+    }
+
+    #[test]
+    fn every_join_check_cancels_the_pending_join() {
+        for code in [
+            ErrorCode::BadMessage,
+            ErrorCode::NameTooLong,
+            ErrorCode::RoomTooLong,
+            ErrorCode::TooManyRooms,
+        ] {
+            let mut rooms = Rooms::new();
+            rooms.join("r", "a", true);
+            let change = rooms.handle(ServerMessage::Error {
+                code,
+                message: "no".into(),
+                room: Some("r".into()),
+            });
+            assert!(
+                matches!(&change, Change::JoinRefused { room, code: c, .. } if room == "r" && *c == code),
+                "{code:?}: {change:?}"
+            );
+            assert!(rooms.greeting().is_empty(), "{code:?}");
+        }
+    }
+
+    /// A refusal after a reconnect (the greeting's join, say on a server
+    /// restarted with a lower room limit) drops the room and its log too:
+    /// it is no longer wanted.
+    #[test]
+    fn a_greeting_join_refused_after_a_reconnect_drops_the_room() {
+        let mut rooms = Rooms::new();
+        rooms.join("lobby", "ada", true);
+        joined(&mut rooms, "lobby");
+        rooms.disconnected();
+        let change = rooms.handle(ServerMessage::Error {
+            code: ErrorCode::TooManyRooms,
+            message: "at most 0 rooms per connection".into(),
+            room: Some("lobby".into()),
+        });
+        assert!(matches!(change, Change::JoinRefused { .. }), "{change:?}");
+        assert!(rooms.room("lobby").is_none());
+    }
+
+    #[test]
+    fn errors_that_are_not_join_refusals_keep_the_room() {
+        let mut rooms = Rooms::new();
+        // Left and joined again before the server confirmed: a publish sent
+        // in between is refused with `not_joined` while the new join is on
+        // its way, and must not cancel it.
+        rooms.join("lobby", "ada", true);
+        let error = |code, room: Option<&str>| ServerMessage::Error {
+            code,
+            message: "m".into(),
+            room: room.map(str::to_owned),
+        };
+        assert_eq!(
+            rooms.handle(error(ErrorCode::NotJoined, Some("lobby"))),
+            Change::Error {
+                code: ErrorCode::NotJoined,
+                message: "m".into(),
+                room: Some("lobby".into()),
+            }
+        );
+        assert!(rooms.room("lobby").is_some());
+        // A duplicate join: we are in, nothing to report.
+        assert_eq!(
+            rooms.handle(error(ErrorCode::AlreadyJoined, Some("lobby"))),
+            Change::None
+        );
+        assert!(rooms.room("lobby").is_some());
+        // A server from before the `room` field: reported, nothing dropped.
+        assert!(matches!(
+            rooms.handle_text(r#"{"type":"error","code":"too_many_rooms","message":"m"}"#),
+            Ok(Change::Error { room: None, .. })
+        ));
+        assert!(rooms.room("lobby").is_some());
+        // A confirmed room is not dropped by an error naming it.
+        joined(&mut rooms, "lobby");
+        assert!(matches!(
+            rooms.handle(error(ErrorCode::BadMessage, Some("lobby"))),
+            Change::Error { .. }
+        ));
+        assert!(rooms.room("lobby").is_some_and(|r| r.joined));
+        // Nor is anything when the room named is not wanted.
+        assert!(matches!(
+            rooms.handle(error(ErrorCode::RoomTooLong, Some("elsewhere"))),
+            Change::Error { room: Some(r), .. } if r == "elsewhere"
+        ));
+        assert_eq!(rooms.names().collect::<Vec<_>>(), ["lobby"]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use duplex_client::{
     CloseInfo, Connection, ConnectionConfig, Delivery, Event, Events, Message, Transport,
     TransportError,
 };
-use duplex_protocol::Member;
+use duplex_protocol::{ErrorCode, Member};
 use futures_util::{SinkExt, StreamExt};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -537,7 +537,7 @@ impl RoomsClient {
             };
             let change = rooms.handle_text(text).expect("a server message");
             assert!(
-                !matches!(change, Change::Error { .. }),
+                !matches!(change, Change::Error { .. } | Change::JoinRefused { .. }),
                 "the server refused something: {change:?}"
             );
             if let Change::Send(message) = &change {
@@ -674,4 +674,37 @@ async fn leaving_before_the_join_is_confirmed_leaves_on_the_server_too() {
         state.members.iter().all(|m| m.id != ada_id) && state.member_count == 1,
         "{state:?}"
     );
+}
+
+/// A join the server refuses (here a room over its 64-byte limit) is
+/// dropped by the room the `error` names, read by the page's own JSON
+/// decoder; it used to stay "joining…" for good, and the join next to it
+/// goes through.
+#[wasm_bindgen_test]
+async fn a_refused_join_is_dropped_by_the_room_it_names() {
+    let fine = "chat-next-to-a-refusal";
+    let long = "x".repeat(65);
+    let mut cy = RoomsClient::new();
+    cy.connection.connect();
+    cy.until("cy's welcome", |_, c| matches!(c, Change::Welcome(_)))
+        .await;
+    cy.join(&long, "cy");
+    cy.join(fine, "cy");
+    let RoomsClient { events, rooms, .. } = &mut cy;
+    let mut refused = None;
+    wait_for(events, "the refusal and the other join", |event| {
+        let Event::Received(Message::Text(text)) = event else {
+            return false;
+        };
+        if let Change::JoinRefused { room, code, .. } =
+            rooms.handle_text(text).expect("a server message")
+        {
+            refused = Some((room, code));
+        }
+        refused.is_some() && rooms.room(fine).is_some_and(|r| r.joined)
+    })
+    .await;
+    assert_eq!(refused, Some((long.clone(), ErrorCode::RoomTooLong)));
+    assert!(cy.rooms.room(&long).is_none());
+    assert_eq!(cy.rooms.names().collect::<Vec<_>>(), [fine]);
 }

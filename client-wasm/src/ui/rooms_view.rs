@@ -138,6 +138,19 @@ impl RoomsView {
         self.draw();
     }
 
+    /// The server refused to join `room` and the model dropped it: the next
+    /// greeting must not ask for it again, and the panel stops showing it
+    /// as joining (it shows the next wanted room, as after a leave).
+    fn join_refused(&mut self, room: &str, message: &str) {
+        self.connection.set_greeting(self.rooms.greeting());
+        if self.current.as_deref() == Some(room) {
+            self.current = self.rooms.names().next().map(str::to_owned);
+            self.draw();
+        }
+        // The server's explanation need not name the room (too_many_rooms).
+        self.set_status(&format!("could not join {room}: {message}"));
+    }
+
     fn send(&mut self) {
         let Some(room) = self.current.clone() else {
             self.set_status("join a room first");
@@ -170,6 +183,7 @@ impl RoomsView {
         match event {
             ConnEvent::Received(Message::Text(text)) => match self.rooms.handle_text(&text) {
                 Ok(Change::Error { message, .. }) => self.set_status(&message),
+                Ok(Change::JoinRefused { room, message, .. }) => self.join_refused(&room, &message),
                 Ok(Change::Missed(count)) => {
                     self.set_status(&format!("{count} messages dropped by the server"));
                 }
