@@ -98,7 +98,8 @@ if [ -n "$update_screenshot" ]; then
     mkdir -p "$ROOT/docs"
     cp "$out/page.png" "$ROOT/docs/screenshot.png"
     cp "$out/page-phone.png" "$ROOT/docs/screenshot-phone.png"
-    say "updated docs/screenshot.png and docs/screenshot-phone.png"
+    cp "$out/page-rooms.png" "$ROOT/docs/screenshot-rooms.png"
+    say "updated docs/screenshot.png, screenshot-phone.png and screenshot-rooms.png"
 fi
 
 printf '\n==> browser suites\n' >&2
