@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// The read buffer tungstenite itself gets (`WebSocketConfig`'s
@@ -251,39 +251,40 @@ impl Wire {
     /// [`Wire::write_frame`]. Hands the socket back to the other writer
     /// when done.
     pub(crate) async fn write_frames(&mut self, frames: &[Frame]) -> io::Result<()> {
-        for chunk in frames.chunks(MAX_IOVECS) {
-            let mut parts = [&[][..]; MAX_IOVECS];
-            for (part, frame) in parts.iter_mut().zip(chunk) {
-                *part = &frame.bytes;
-            }
-            self.write_all_vectored(&parts[..chunk.len()]).await?;
-        }
+        self.write_all_vectored(frames).await?;
         self.hand_back();
         Ok(())
     }
 
     /// Writes every byte of `parts`, in order, with vectored writes.
-    async fn write_all_vectored(&mut self, parts: &[&[u8]]) -> io::Result<()> {
-        let mut slices: [io::IoSlice<'_>; MAX_IOVECS] =
-            std::array::from_fn(|_| io::IoSlice::new(&[]));
+    ///
+    /// The `IoSlice` array lives only inside each poll, on the stack: kept
+    /// across the `.await` it would be 1 KiB of every connection's future
+    /// (it was: 6.4 → 7.1 KiB per idle connection).
+    async fn write_all_vectored<T: AsRef<[u8]>>(&mut self, parts: &[T]) -> io::Result<()> {
         let mut parts = parts;
         // How much of `parts[0]` has been written.
         let mut offset = 0;
-        while !parts.is_empty() {
-            let n = parts.len().min(MAX_IOVECS);
-            slices[0] = io::IoSlice::new(&parts[0][offset..]);
-            for (slice, part) in slices[1..n].iter_mut().zip(&parts[1..n]) {
-                *slice = io::IoSlice::new(part);
-            }
-            // Through our own `poll_write_vectored`: it takes the socket
-            // over from the other writer first.
-            let mut written = AsyncWriteExt::write_vectored(self, &slices[..n]).await?;
+        while let Some(first) = parts.first() {
+            let written = std::future::poll_fn(|cx| {
+                let mut slices = [io::IoSlice::new(&[]); MAX_IOVECS];
+                let n = parts.len().min(MAX_IOVECS);
+                slices[0] = io::IoSlice::new(&first.as_ref()[offset..]);
+                for (slice, part) in slices[1..n].iter_mut().zip(&parts[1..n]) {
+                    *slice = io::IoSlice::new(part.as_ref());
+                }
+                // Through our own `poll_write_vectored`: it takes the
+                // socket over from the other writer first.
+                Pin::new(&mut *self).poll_write_vectored(cx, &slices[..n])
+            })
+            .await?;
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             // Step past what was written: whole parts, then into one.
+            let mut written = written;
             while let Some(first) = parts.first() {
-                let left = first.len() - offset;
+                let left = first.as_ref().len() - offset;
                 if written < left {
                     offset += written;
                     break;
@@ -294,6 +295,12 @@ impl Wire {
             }
         }
         Ok(())
+    }
+}
+
+impl AsRef<[u8]> for Frame {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
     }
 }
 
@@ -391,7 +398,7 @@ fn poll_io<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
     use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
