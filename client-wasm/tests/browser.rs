@@ -506,6 +506,27 @@ impl RoomsClient {
         }
     }
 
+    /// A client connected to `/ws` and welcomed.
+    async fn connected(who: &str) -> Self {
+        let mut client = Self::new();
+        client.connection.connect();
+        client
+            .until(&format!("{who}'s welcome"), |_, c| {
+                matches!(c, Change::Welcome(_))
+            })
+            .await;
+        client
+    }
+
+    /// Joins `room` as `name` and waits for the server's confirmation.
+    async fn joined(&mut self, room: &str, name: &str) {
+        self.join(room, name);
+        self.until(&format!("{name}'s joined"), |r, _| {
+            r.room(room).is_some_and(|r| r.joined)
+        })
+        .await;
+    }
+
     fn join(&mut self, room: &str, name: &str) {
         let open = self.connection.state() == State::Open;
         if let Some(message) = self.rooms.join(room, name, open) {
@@ -552,26 +573,12 @@ impl RoomsClient {
 #[wasm_bindgen_test]
 async fn two_clients_chat_in_a_room() {
     let room = "chat-two";
-    let mut ada = RoomsClient::new();
-    ada.connection.connect();
-    ada.until("ada's welcome", |_, c| matches!(c, Change::Welcome(_)))
-        .await;
-    ada.join(room, "ada");
-    ada.until("ada's joined", |r, _| {
-        r.room(room).is_some_and(|r| r.joined)
-    })
-    .await;
+    let mut ada = RoomsClient::connected("ada").await;
+    ada.joined(room, "ada").await;
     let ada_id = ada.rooms.client_id().expect("welcomed");
 
-    let mut bob = RoomsClient::new();
-    bob.connection.connect();
-    bob.until("bob's welcome", |_, c| matches!(c, Change::Welcome(_)))
-        .await;
-    bob.join(room, "bob");
-    bob.until("bob's joined", |r, _| {
-        r.room(room).is_some_and(|r| r.joined)
-    })
-    .await;
+    let mut bob = RoomsClient::connected("bob").await;
+    bob.joined(room, "bob").await;
     let bob_id = bob.rooms.client_id().expect("welcomed");
     assert_ne!(ada_id, bob_id);
     let names = |rooms: &Rooms| -> Vec<(u64, String)> {
@@ -640,20 +647,10 @@ async fn the_greeting_rejoins_before_the_queue_is_sent() {
 #[wasm_bindgen_test]
 async fn leaving_before_the_join_is_confirmed_leaves_on_the_server_too() {
     let room = "chat-left-early";
-    let mut bob = RoomsClient::new();
-    bob.connection.connect();
-    bob.until("bob's welcome", |_, c| matches!(c, Change::Welcome(_)))
-        .await;
-    bob.join(room, "bob");
-    bob.until("bob's joined", |r, _| {
-        r.room(room).is_some_and(|r| r.joined)
-    })
-    .await;
+    let mut bob = RoomsClient::connected("bob").await;
+    bob.joined(room, "bob").await;
 
-    let mut ada = RoomsClient::new();
-    ada.connection.connect();
-    ada.until("ada's welcome", |_, c| matches!(c, Change::Welcome(_)))
-        .await;
+    let mut ada = RoomsClient::connected("ada").await;
     // Join and leave in one go: the leave comes before any answer.
     ada.join(room, "ada");
     ada.leave(room);
@@ -684,10 +681,7 @@ async fn leaving_before_the_join_is_confirmed_leaves_on_the_server_too() {
 async fn a_refused_join_is_dropped_by_the_room_it_names() {
     let fine = "chat-next-to-a-refusal";
     let long = "x".repeat(65);
-    let mut cy = RoomsClient::new();
-    cy.connection.connect();
-    cy.until("cy's welcome", |_, c| matches!(c, Change::Welcome(_)))
-        .await;
+    let mut cy = RoomsClient::connected("cy").await;
     cy.join(&long, "cy");
     cy.join(fine, "cy");
     let RoomsClient { events, rooms, .. } = &mut cy;
