@@ -308,34 +308,19 @@ pub enum LogFormat {
     Json,
 }
 
-/// Parses a byte size: a plain integer or one with a `KiB`, `MiB` or `GiB`
-/// suffix (`K`, `M`, `G` also accepted).
+/// Parses a byte size: a plain integer or one with a unit, `64KiB`,
+/// `16MiB`, `1.5GiB` (the `parse-size` crate). `K`, `KB`, `M`, `MB`, ...
+/// are powers of 1024 too: buffer sizes are, and a `16MB` that meant
+/// 16,000,000 would surprise.
 ///
 /// # Errors
 /// Returns a message naming the accepted forms.
 pub fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kib" | "kb" => 10,
-        "m" | "mib" | "mb" => 20,
-        "g" | "gib" | "gb" => 30,
-        _ => {
-            return Err(format!(
-                "unknown size unit in {text:?}: use B, KiB, MiB or GiB"
-            ));
-        }
-    };
-    let value: usize = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size: write e.g. 65536, 64KiB or 16MiB"))?;
-    value
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
+    const SIZES: parse_size::Config = parse_size::Config::new().with_binary();
+    let bytes = SIZES.parse_size(text).map_err(|error| {
+        format!("{text:?} is not a size ({error}): write e.g. 65536, 64KiB or 16MiB")
+    })?;
+    usize::try_from(bytes).map_err(|_| format!("{text:?} is too large"))
 }
 
 #[cfg(test)]
@@ -348,6 +333,8 @@ mod tests {
         assert_eq!(parse_size("8KiB"), Ok(8192));
         assert_eq!(parse_size("16MiB"), Ok(16 << 20));
         assert_eq!(parse_size("1 g"), Ok(1 << 30));
+        assert_eq!(parse_size("16MB"), Ok(16 << 20));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("MiB").is_err());
     }
