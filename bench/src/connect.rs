@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use tokio::sync::Semaphore;
 
-use crate::error::ClientError;
+use crate::error::{BenchError, ClientError};
 use crate::stats::Recorder;
 use crate::target::Target;
 use crate::ws::Client;
@@ -43,6 +43,18 @@ pub struct ConnectOptions {
 }
 
 impl ConnectOptions {
+    /// The URL as given, and the address its host resolves to.
+    ///
+    /// # Errors
+    /// [`BenchError::Resolve`] when the host does not resolve.
+    pub async fn resolve(&self) -> Result<(String, SocketAddr), BenchError> {
+        let url = self.url.to_string();
+        match self.url.resolve().await {
+            Ok(addr) => Ok((url, addr)),
+            Err(source) => Err(BenchError::Resolve { url, source }),
+        }
+    }
+
     /// Checks the values make sense.
     ///
     /// # Errors

@@ -245,16 +245,7 @@ pub async fn run(options: &EchoOptions, progress: &Progress) -> Result<RunRecord
 }
 
 async fn run_local(options: &EchoOptions, progress: &Progress) -> Result<RunRecord, BenchError> {
-    let url = options.connect.url.to_string();
-    let addr = options
-        .connect
-        .url
-        .resolve()
-        .await
-        .map_err(|source| BenchError::Resolve {
-            url: url.clone(),
-            source,
-        })?;
+    let (url, addr) = options.connect.resolve().await?;
     let recorder = Rc::new(RefCell::new(Recorder::new()));
     let interrupted = Rc::new(Cell::new(false));
     let _ctrl_c = watch_ctrl_c(Rc::clone(&interrupted));

@@ -68,16 +68,7 @@ pub async fn run(options: &HoldOptions, progress: &Progress) -> Result<RunRecord
 }
 
 async fn run_local(options: &HoldOptions, progress: &Progress) -> Result<RunRecord, BenchError> {
-    let url = options.connect.url.to_string();
-    let addr = options
-        .connect
-        .url
-        .resolve()
-        .await
-        .map_err(|source| BenchError::Resolve {
-            url: url.clone(),
-            source,
-        })?;
+    let (url, addr) = options.connect.resolve().await?;
     let server = options.output.server_pid.map(Process::Pid);
     let rss_before = server.map(Process::rss_kib).transpose()?;
 
