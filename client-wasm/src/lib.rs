@@ -17,6 +17,7 @@ pub mod connection;
 pub mod error;
 pub mod format;
 pub mod hex;
+mod listener;
 pub mod message;
 pub mod message_log;
 pub mod outbox;

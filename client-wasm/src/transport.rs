@@ -19,10 +19,10 @@ use std::task::{Context, Poll, Waker};
 use futures_core::Stream;
 use futures_sink::Sink;
 use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
 use crate::error::{TransportError, js_error_text};
+use crate::listener::Listener;
 use crate::message::{CLOSE_ABNORMAL, CLOSE_NORMAL, CloseInfo, Message, check_close_request};
 
 /// Where the socket is, as the events told us.
@@ -65,48 +65,13 @@ fn update(shared: &RefCell<Shared>, change: impl FnOnce(&mut Shared)) {
     }
 }
 
-/// One registered event listener, removed when dropped.
-struct Listener {
-    target: WebSocket,
+/// Registers one of the socket's listeners.
+fn listen(
+    ws: &WebSocket,
     event: &'static str,
-    callback: Closure<dyn FnMut(Event)>,
-}
-
-impl Listener {
-    fn add(
-        target: &WebSocket,
-        event: &'static str,
-        callback: impl FnMut(Event) + 'static,
-    ) -> Result<Self, TransportError> {
-        let callback = Closure::<dyn FnMut(Event)>::new(callback);
-        target
-            .add_event_listener_with_callback(event, callback.as_ref().unchecked_ref())
-            .map_err(|e| TransportError::Listen(js_error_text(&e)))?;
-        Ok(Self {
-            target: target.clone(),
-            event,
-            callback,
-        })
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        // Removal cannot fail for a listener that was added; if it did, the
-        // socket is already gone and cannot call us.
-        let _ = self.target.remove_event_listener_with_callback(
-            self.event,
-            self.callback.as_ref().unchecked_ref(),
-        );
-    }
-}
-
-impl std::fmt::Debug for Listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener")
-            .field("event", &self.event)
-            .finish()
-    }
+    callback: impl FnMut(Event) + 'static,
+) -> Result<Listener, TransportError> {
+    Listener::new(ws, event, callback).map_err(|e| TransportError::Listen(js_error_text(&e)))
 }
 
 /// A browser WebSocket. Dropping it closes the socket (1000) if it is still
@@ -181,10 +146,10 @@ impl Transport {
         };
         let listeners = (|| {
             Ok::<_, TransportError>([
-                Listener::add(&ws, "open", on_open)?,
-                Listener::add(&ws, "message", on_message)?,
-                Listener::add(&ws, "error", on_error)?,
-                Listener::add(&ws, "close", on_close)?,
+                listen(&ws, "open", on_open)?,
+                listen(&ws, "message", on_message)?,
+                listen(&ws, "error", on_error)?,
+                listen(&ws, "close", on_close)?,
             ])
         })();
         let listeners = match listeners {

@@ -2,8 +2,7 @@
 //! that remove themselves when dropped, text and attribute updates.
 
 use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
-use web_sys::{Document, Element, Event, EventTarget};
+use web_sys::{Document, Element};
 
 use crate::error::js_error_text;
 
@@ -69,35 +68,4 @@ pub(crate) fn set_attr(element: &Element, name: &str, value: &str) {
     }
 }
 
-/// An event listener, removed when dropped (never `Closure::forget`).
-pub(crate) struct Listener {
-    target: EventTarget,
-    event: &'static str,
-    callback: Closure<dyn FnMut(Event)>,
-}
-
-impl Listener {
-    /// Registers `callback` for `event` on `target`.
-    pub(crate) fn new(
-        target: &EventTarget,
-        event: &'static str,
-        callback: impl FnMut(Event) + 'static,
-    ) -> Result<Self, UiError> {
-        let callback = Closure::<dyn FnMut(Event)>::new(callback);
-        target.add_event_listener_with_callback(event, callback.as_ref().unchecked_ref())?;
-        Ok(Self {
-            target: target.clone(),
-            event,
-            callback,
-        })
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.target.remove_event_listener_with_callback(
-            self.event,
-            self.callback.as_ref().unchecked_ref(),
-        );
-    }
-}
+pub(crate) use crate::listener::Listener;

@@ -260,7 +260,9 @@ fn listen(
     let on = |id: &'static str, event: &'static str, f: fn(&mut App, &Event)| {
         let weak = weak.clone();
         let target: web_sys::EventTarget = dom::by_id(document, id)?;
-        Listener::new(&target, event, move |e| with(&weak, |app| f(app, &e)))
+        Ok::<_, UiError>(Listener::new(&target, event, move |e| {
+            with(&weak, |app| f(app, &e))
+        })?)
     };
     let mut listeners = vec![
         on("connect-form", "submit", |app, e| {

@@ -72,10 +72,10 @@ pub(crate) fn build(document: &Document, echo_url: &str) -> Result<RoomsPanel, U
     let on = |id: &'static str, event: &'static str, f: fn(&mut RoomsView)| {
         let weak = weak.clone();
         let target: web_sys::EventTarget = dom::by_id(document, id)?;
-        Listener::new(&target, event, move |e| {
+        Ok::<_, UiError>(Listener::new(&target, event, move |e| {
             e.prevent_default();
             with(&weak, f);
-        })
+        })?)
     };
     let listeners = vec![
         on("room-form", "submit", RoomsView::join)?,
