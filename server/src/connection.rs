@@ -409,26 +409,31 @@ impl<'a> Session<'a> {
     /// one vectored write: no copy into tungstenite, no per-member framing.
     async fn deliver(&mut self, io: &mut RoomsIo) -> Result<(), Ending> {
         let RoomsIo { outbox, batch } = io;
+        let mut kicked = outbox.is_kicked();
         // What tungstenite holds goes first. Flushing hands the socket
         // back to the hub, so it comes before the take: taken frames must
-        // be written before the hub writes again.
-        if self.unflushed {
-            self.flush().await?;
-        }
-        outbox.take_into(MAX_BATCH, batch);
-        if batch.is_empty() {
-            // Woken for nothing: the hub may write again.
-            outbox.hand_back();
-        }
-        let mut kicked = outbox.is_kicked();
-        if !kicked && !batch.is_empty() {
-            // Biased: a write that completes at once (the usual case) never
-            // polls, and so never registers, the kick waiter.
+        // be written before the hub writes again. Biased, both: a write
+        // that completes at once (the usual case) never polls, and so
+        // never registers, the kick waiter.
+        if !kicked && self.unflushed {
             kicked = tokio::select! {
                 biased;
-                result = self.write_frames(batch) => { result?; false }
+                result = self.flush() => { result?; false }
                 () = outbox.kicked() => true,
             };
+        }
+        if !kicked {
+            outbox.take_into(MAX_BATCH, batch);
+            if batch.is_empty() {
+                // Woken for nothing: the hub may write again.
+                outbox.hand_back();
+            } else {
+                kicked = tokio::select! {
+                    biased;
+                    result = self.write_frames(batch) => { result?; false }
+                    () = outbox.kicked() => true,
+                };
+            }
         }
         batch.clear();
         if kicked {
