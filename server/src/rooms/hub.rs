@@ -1,10 +1,11 @@
 //! The room registry: who is in which room, and fan-out.
 //!
 //! A published message is serialised once into a [`Frame`], the whole
-//! WebSocket frame as it goes on the wire, reference-counted; every
-//! member's queue gets a clone of that handle, so 10,000 members cost
-//! 10,000 pointer copies, not 10,000 copies or encodings of the bytes. Publishing only pushes into bounded queues ([`Outbox::push`] never
-//! waits), so no member can delay a room. A room exists while it has
+//! WebSocket frame as it goes on the wire, reference-counted: 10,000
+//! members cost 10,000 pointer copies, not 10,000 copies or encodings of
+//! the bytes. [`Outbox::push`] writes the frame straight to an idle
+//! member's socket without waiting, or queues it in the member's bounded
+//! queue, so no member can delay a room. A room exists while it has
 //! members: the last one to leave removes it.
 //!
 //! Presence costs O(members) per join or leave, so a join storm costs

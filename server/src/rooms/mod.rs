@@ -2,11 +2,13 @@
 //!
 //! - [`hub`]: the registry of rooms and the fan-out (serialise once, share
 //!   the bytes);
-//! - [`outbox`]: each client's bounded queue and the slow-client policy;
+//! - [`outbox`]: each client's direct path to its socket, its bounded
+//!   queue, and the slow-client policy;
 //! - [`client`]: one connection's side of the protocol (`duplex-protocol`).
 //!
-//! The connection code (`crate::connection`) owns the socket: it hands data
-//! messages to [`Client::handle`] and writes out the [`Outbox`].
+//! The connection code (`crate::connection`) owns the socket and shares it
+//! with the [`Outbox`] (`crate::wire::SharedWriter`): it hands data
+//! messages to [`Client::handle`] and writes out what the outbox queued.
 
 mod client;
 mod hub;
