@@ -116,3 +116,128 @@ async fn the_answer_to_a_join_comes_before_the_rooms_messages() {
         other => panic!("expected the message, got {other:?}"),
     }
 }
+
+/// Four publishers at once on a two-thread runtime, to members with small
+/// socket buffers (so the hub's direct writes come back partial) whose own
+/// sessions keep writing large answers in between (joining a room of 100
+/// long-named members answers with an 8 KiB member list, then leaving it):
+/// every member must get every message of every publisher, in each
+/// publisher's order, in frames that parse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_and_answers_never_interleave() {
+    const PUBLISHERS: usize = 4;
+    const READERS: usize = 6;
+    const EACH: usize = 100;
+    // Text big enough to fill a small socket buffer in a few messages.
+    let padding = ".".repeat(16 * 1024);
+    let mut config = config();
+    config.client_queue = PUBLISHERS * EACH;
+    config.slow_client_missed = 1_000_000;
+    let server = TestServer::start(config).await;
+
+    // The crowd whose member list makes each `joined` answer large; it
+    // never reads (its drops do not matter here).
+    let mut crowd = Vec::new();
+    for i in 0..100 {
+        let (mut ws, _) = connect_rooms(server.addr).await;
+        join(&mut ws, "crowd", &format!("{i:03}{}", "n".repeat(57))).await;
+        crowd.push(ws);
+    }
+    let mut readers = Vec::new();
+    for i in 0..READERS {
+        let (mut ws, _) = small_buffered_client(server.addr).await;
+        join(&mut ws, "r", &format!("reader{i}")).await;
+        readers.push(ws);
+    }
+    let mut publishers = Vec::new();
+    for i in 0..PUBLISHERS {
+        let (mut ws, _) = connect_rooms(server.addr).await;
+        join(&mut ws, "r", &format!("publisher{i}")).await;
+        publishers.push(ws);
+    }
+
+    let mut reading = tokio::task::JoinSet::new();
+    for (i, ws) in readers.into_iter().enumerate() {
+        reading.spawn(async move {
+            let (mut sink, mut stream) = ws.split();
+            // The side traffic: answers the session writes itself.
+            let side = tokio::spawn(async move {
+                for _ in 0..50 {
+                    for message in [
+                        ClientMessage::Join {
+                            room: "crowd".into(),
+                            name: format!("reader{i}"),
+                        },
+                        ClientMessage::Leave {
+                            room: "crowd".into(),
+                        },
+                    ] {
+                        let json = serde_json::to_string(&message).expect("serialise");
+                        if sink.send(Message::text(json)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+            let mut next = [0usize; PUBLISHERS];
+            while next.iter().sum::<usize>() < PUBLISHERS * EACH {
+                let text = match timeout(WAIT, stream.next()).await {
+                    Ok(Some(Ok(Message::Text(text)))) => text,
+                    Ok(Some(Ok(_))) => continue,
+                    other => panic!("reader {i}: stream ended: {other:?}"),
+                };
+                let message: ServerMessage = serde_json::from_str(text.as_str())
+                    .unwrap_or_else(|error| panic!("reader {i}: {error}"));
+                if let ServerMessage::Message { text, .. } = message {
+                    let mut fields = text.splitn(3, ':');
+                    let publisher: usize = fields
+                        .next()
+                        .and_then(|f| f.parse().ok())
+                        .expect("publisher");
+                    let n: usize = fields.next().and_then(|f| f.parse().ok()).expect("n");
+                    assert_eq!(n, next[publisher], "reader {i}: publisher {publisher}");
+                    next[publisher] += 1;
+                }
+            }
+            side.await.expect("side traffic");
+        });
+    }
+    // Publishers stay connected until every reader is done: closing a
+    // socket with unread input resets it, and the reset would discard
+    // publishes the server has not read yet.
+    let (done, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut publishing = tokio::task::JoinSet::new();
+    for (p, ws) in publishers.into_iter().enumerate() {
+        let padding = padding.clone();
+        let mut done = done.subscribe();
+        publishing.spawn(async move {
+            let (mut sink, mut stream) = ws.split();
+            // Drains its own copies meanwhile, so it never falls behind.
+            let drain = tokio::spawn(async move {
+                while let Ok(Some(Ok(_))) = timeout(WAIT, stream.next()).await {}
+            });
+            for n in 0..EACH {
+                let message = ClientMessage::Publish {
+                    room: "r".into(),
+                    text: format!("{p}:{n}:{padding}"),
+                };
+                let json = serde_json::to_string(&message).expect("serialise");
+                timeout(WAIT, sink.send(Message::text(json)))
+                    .await
+                    .expect("publish timed out")
+                    .expect("publish");
+            }
+            let _ = done.recv().await;
+            drain.abort();
+            drop(sink);
+        });
+    }
+    while let Some(result) = reading.join_next().await {
+        result.expect("a reader failed");
+    }
+    let _ = done.send(());
+    while let Some(result) = publishing.join_next().await {
+        result.expect("a publisher failed");
+    }
+    drop(crowd);
+}
