@@ -376,6 +376,58 @@ mod tests {
         assert_eq!(woken(), 2);
     }
 
+    /// The window the session's take-over closes: a frame of the session
+    /// is partly on the wire, the peer reads and the socket has room
+    /// again, and a delivery comes. It must be queued behind the rest of
+    /// the session's frame, not written into the middle of it.
+    #[tokio::test]
+    async fn a_delivery_waits_while_a_session_frame_is_partly_written() {
+        use std::pin::Pin;
+        use std::task::Waker;
+        use tokio::io::{AsyncReadExt, AsyncWrite};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let mut peer = TcpStream::connect(listener.local_addr().expect("address"))
+            .await
+            .expect("connect");
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut wire = crate::wire::Wire::new(tcp, 1024);
+        let outbox = Arc::new(Outbox::new(8, 8));
+        outbox.share_socket(Arc::clone(wire.socket()));
+        wire.share_with(Arc::clone(&outbox) as _);
+        outbox.hand_back(); // the session's start-up writes are done
+
+        // The session writes a big frame until the socket is full.
+        let big = vec![7u8; 64 << 20];
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut written = 0;
+        while let Poll::Ready(result) = Pin::new(&mut wire).poll_write(&mut cx, &big[written..]) {
+            written += result.expect("write");
+            assert!(written < big.len(), "the socket took 64 MiB");
+        }
+        assert!(written > 0, "nothing of the frame was written");
+        // The peer reads half of what is on the wire: the socket has room
+        // again, and the session's frame is still unfinished.
+        let mut buf = vec![0u8; 64 << 10];
+        let mut read = 0;
+        while read < written / 2 {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), peer.read(&mut buf))
+                .await
+                .expect("read timed out")
+                .expect("read");
+            assert!(n > 0, "the connection ended");
+            read += n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+        outbox.push(Frame::text("delivery"));
+        let batch = outbox.take(8);
+        assert_eq!(batch.messages.len(), 1, "written into the session's frame");
+        assert_eq!(batch.messages[0].payload(), b"delivery");
+    }
+
     #[test]
     fn catching_up_resets_the_count() {
         let outbox = Outbox::new(1, 2);
