@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings Duplex up: the release server on 127.0.0.1:8080 and the page through
 # `trunk serve` on http://127.0.0.1:8081/, which rebuilds the page when its
-# source changes and proxies the WebSocket endpoint /echo to the server, so
+# source changes and proxies the WebSocket endpoints /echo and /ws to the server, so
 # the page talks to its own origin. Installs what is missing first
 # (scripts/setup-wasm.sh --no-browser) and builds the server. In a terminal,
 # `s` + Enter stops the server and `r` + Enter starts it again (to watch the
