@@ -31,10 +31,14 @@ use tracing::{debug, info, warn};
 use crate::close::{self, Abort, Ending};
 use crate::echo;
 use crate::keepalive::{Due, Keepalive};
-use crate::rooms::{self, Outbox};
+use crate::rooms;
 use crate::server::Shared;
 use crate::stats::Traffic;
-use crate::wire::{DIRECT_WRITE_MIN, DataOpcode, Frame, SharedWriter, Wire};
+use crate::wire::{DIRECT_WRITE_MIN, DataOpcode, Wire};
+
+mod rooms_io;
+
+use rooms_io::RoomsIo;
 
 /// Most messages answered before the replies are flushed and the other
 /// events (shutdown, keepalive) get a look in: bounds the latency a flood
@@ -125,14 +129,6 @@ struct Session<'a> {
     /// The rooms protocol state, for [`Service::Rooms`] only. Boxed so an
     /// echo connection pays one pointer for it, not the whole state.
     rooms: Option<Box<rooms::Client>>,
-}
-
-/// The outbox side of a rooms connection, for the session loop.
-struct RoomsIo {
-    /// The client's queue, shared with the hub.
-    outbox: Arc<Outbox>,
-    /// Frames taken from the outbox, reused for every batch.
-    batch: Vec<Frame>,
 }
 
 /// What woke the session up.
@@ -400,71 +396,6 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Writes out what the hub queued for this rooms client, telling it
-    /// first how many messages it missed, if any. A client too far behind
-    /// (its outbox kicked) is closed with 1013, even while a write to it is
-    /// blocked on its full socket.
-    ///
-    /// The frames were encoded once by the hub and go out as they are, in
-    /// one vectored write: no copy into tungstenite, no per-member framing.
-    async fn deliver(&mut self, io: &mut RoomsIo) -> Result<(), Ending> {
-        let RoomsIo { outbox, batch } = io;
-        let mut kicked = outbox.is_kicked();
-        // What tungstenite holds goes first. Flushing hands the socket
-        // back to the hub, so it comes before the take: taken frames must
-        // be written before the hub writes again. Biased, both: a write
-        // that completes at once (the usual case) never polls, and so
-        // never registers, the kick waiter.
-        if !kicked && self.unflushed {
-            kicked = tokio::select! {
-                biased;
-                result = self.flush() => { result?; false }
-                () = outbox.kicked() => true,
-            };
-        }
-        if !kicked {
-            outbox.take_into(MAX_BATCH, batch);
-            if batch.is_empty() {
-                // Woken for nothing: the hub may write again.
-                outbox.hand_back();
-            } else {
-                kicked = tokio::select! {
-                    biased;
-                    result = self.write_frames(batch) => { result?; false }
-                    () = outbox.kicked() => true,
-                };
-            }
-        }
-        batch.clear();
-        if kicked {
-            // Out of the rooms before the close handshake, which can take
-            // the whole close timeout on a full socket: the others hear
-            // at once that this member was too slow.
-            self.leave_rooms();
-            let wait = self.shared.config.close_timeout;
-            return Err(self
-                .close(CloseCode::Again, "too slow: missed too many messages", wait)
-                .await);
-        }
-        Ok(())
-    }
-
-    /// Writes encoded frames within the write timeout; tungstenite must
-    /// hold nothing (see `deliver`).
-    async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), Ending> {
-        let write = self.ws.get_mut().write_frames(frames);
-        match timeout(self.shared.config.write_timeout, write).await {
-            Ok(Ok(())) => {
-                for frame in frames.iter().filter(|frame| frame.is_whole()) {
-                    self.traffic.sent(frame.payload_len());
-                }
-                Ok(())
-            }
-            Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(WsError::Io(error)))),
-            Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
-        }
-    }
-
     /// Queues one message for writing. tungstenite writes to the socket once
     /// [`WRITE_BATCH`] bytes are queued; when the socket is full this waits,
     /// up to the write timeout, so a client that does not read stops being
@@ -521,23 +452,6 @@ impl<'a> Session<'a> {
             }
             Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(error))),
             Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
-        }
-    }
-
-    /// Leaves every room (the other members are told why) and counts what
-    /// the hub wrote to this client directly.
-    fn leave_rooms(&mut self) {
-        if let Some(client) = self.rooms.take() {
-            let direct = client.outbox().sent();
-            self.traffic.messages_out += direct.messages_out;
-            self.traffic.bytes_out += direct.bytes_out;
-        }
-    }
-
-    /// Room deliveries end before our Close frame goes out.
-    fn stop_deliveries(&self) {
-        if let Some(client) = &self.rooms {
-            client.outbox().close();
         }
     }
 

@@ -1,0 +1,105 @@
+//! The rooms side of a session (`/ws`): writing out what the hub queued
+//! for the client, and leaving the rooms when the connection ends. An
+//! echo session never gets here.
+
+use std::sync::Arc;
+
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::{Abort, Ending, MAX_BATCH, Session};
+use crate::rooms::Outbox;
+use crate::wire::{Frame, SharedWriter};
+
+/// The outbox side of a rooms connection, for the session loop.
+pub(super) struct RoomsIo {
+    /// The client's queue, shared with the hub.
+    pub(super) outbox: Arc<Outbox>,
+    /// Frames taken from the outbox, reused for every batch.
+    pub(super) batch: Vec<Frame>,
+}
+
+impl Session<'_> {
+    /// Writes out what the hub queued for this rooms client, telling it
+    /// first how many messages it missed, if any. A client too far behind
+    /// (its outbox kicked) is closed with 1013, even while a write to it is
+    /// blocked on its full socket.
+    ///
+    /// The frames were encoded once by the hub and go out as they are, in
+    /// one vectored write: no copy into tungstenite, no per-member framing.
+    pub(super) async fn deliver(&mut self, io: &mut RoomsIo) -> Result<(), Ending> {
+        let RoomsIo { outbox, batch } = io;
+        let mut kicked = outbox.is_kicked();
+        // What tungstenite holds goes first. Flushing hands the socket
+        // back to the hub, so it comes before the take: taken frames must
+        // be written before the hub writes again. Biased, both: a write
+        // that completes at once (the usual case) never polls, and so
+        // never registers, the kick waiter.
+        if !kicked && self.unflushed {
+            kicked = tokio::select! {
+                biased;
+                result = self.flush() => { result?; false }
+                () = outbox.kicked() => true,
+            };
+        }
+        if !kicked {
+            outbox.take_into(MAX_BATCH, batch);
+            if batch.is_empty() {
+                // Woken for nothing: the hub may write again.
+                outbox.hand_back();
+            } else {
+                kicked = tokio::select! {
+                    biased;
+                    result = self.write_frames(batch) => { result?; false }
+                    () = outbox.kicked() => true,
+                };
+            }
+        }
+        batch.clear();
+        if kicked {
+            // Out of the rooms before the close handshake, which can take
+            // the whole close timeout on a full socket: the others hear
+            // at once that this member was too slow.
+            self.leave_rooms();
+            let wait = self.shared.config.close_timeout;
+            return Err(self
+                .close(CloseCode::Again, "too slow: missed too many messages", wait)
+                .await);
+        }
+        Ok(())
+    }
+
+    /// Writes encoded frames within the write timeout; tungstenite must
+    /// hold nothing (see `deliver`).
+    async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), Ending> {
+        let write = self.ws.get_mut().write_frames(frames);
+        match timeout(self.shared.config.write_timeout, write).await {
+            Ok(Ok(())) => {
+                for frame in frames.iter().filter(|frame| frame.is_whole()) {
+                    self.traffic.sent(frame.payload_len());
+                }
+                Ok(())
+            }
+            Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(WsError::Io(error)))),
+            Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
+        }
+    }
+
+    /// Leaves every room (the other members are told why) and counts what
+    /// the hub wrote to this client directly.
+    pub(super) fn leave_rooms(&mut self) {
+        if let Some(client) = self.rooms.take() {
+            let direct = client.outbox().sent();
+            self.traffic.messages_out += direct.messages_out;
+            self.traffic.bytes_out += direct.bytes_out;
+        }
+    }
+
+    /// Room deliveries end before our Close frame goes out.
+    pub(super) fn stop_deliveries(&self) {
+        if let Some(client) = &self.rooms {
+            client.outbox().close();
+        }
+    }
+}
