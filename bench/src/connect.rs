@@ -76,6 +76,22 @@ impl ConnectOptions {
     }
 }
 
+/// The error for a run that opened no connection at all: the first error
+/// the recorder saw says why ("interrupted" if none, Ctrl-C came first).
+pub(crate) fn no_connection(url: String, attempted: usize, recorder: &Recorder) -> BenchError {
+    let first = recorder
+        .error_samples()
+        .values()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| "interrupted".into());
+    BenchError::NoConnection {
+        url,
+        attempted,
+        first,
+    }
+}
+
 /// When connection `index` may start, counted from the start of the ramp:
 /// `index / rate` seconds, or at once without a rate.
 #[must_use]

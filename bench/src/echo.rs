@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use tokio::task::{JoinSet, LocalSet};
 use tokio::time::Sleep;
 
-use crate::connect::{ConnectOptions, Dialer};
+use crate::connect::{ConnectOptions, Dialer, no_connection};
 use crate::error::{BenchError, ClientError};
 use crate::output::{OutputOptions, Progress};
 use crate::payload::{Mismatch, Payload, TIMED_LEN};
@@ -253,18 +253,11 @@ async fn run_local(options: &EchoOptions, progress: &Progress) -> Result<RunReco
     // Connect every client before any load, so the window sees them all.
     let clients = connect_all(addr, options, &recorder, progress, &interrupted).await;
     if clients.is_empty() {
-        let first = recorder
-            .borrow()
-            .error_samples()
-            .values()
-            .next()
-            .cloned()
-            .unwrap_or_else(|| "interrupted".into());
-        return Err(BenchError::NoConnection {
+        return Err(no_connection(
             url,
-            attempted: options.connect.connections,
-            first,
-        });
+            options.connect.connections,
+            &recorder.borrow(),
+        ));
     }
     let connected = clients.len();
 

@@ -10,7 +10,7 @@ use clap::Args;
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinSet, LocalSet};
 
-use crate::connect::{ConnectOptions, Dialer};
+use crate::connect::{ConnectOptions, Dialer, no_connection};
 use crate::echo::watch_ctrl_c;
 use crate::error::BenchError;
 use crate::output::{OutputOptions, Progress};
@@ -116,18 +116,7 @@ async fn run_local(options: &HoldOptions, progress: &Progress) -> Result<RunReco
     }
     let connected = shared.open.get();
     if connected == 0 {
-        let first = recorder
-            .borrow()
-            .error_samples()
-            .values()
-            .next()
-            .cloned()
-            .unwrap_or_else(|| "interrupted".into());
-        return Err(BenchError::NoConnection {
-            url,
-            attempted: total,
-            first,
-        });
+        return Err(no_connection(url, total, &recorder.borrow()));
     }
 
     progress.spin(format!("{connected} open: settling"));

@@ -433,14 +433,9 @@ impl<'a> Session<'a> {
             self.flush().await?;
         }
         let write = self.ws.get_mut().write_frame(opcode, payload);
-        match timeout(self.shared.config.write_timeout, write).await {
-            Ok(Ok(())) => {
-                self.traffic.sent(payload.len());
-                Ok(())
-            }
-            Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(WsError::Io(error)))),
-            Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
-        }
+        within_write_timeout(self.shared.config.write_timeout, write).await?;
+        self.traffic.sent(payload.len());
+        Ok(())
     }
 
     /// Writes out everything queued, within the write timeout.
@@ -514,6 +509,19 @@ impl<'a> Session<'a> {
             Ok::<_, std::io::Error>(())
         })
         .await;
+    }
+}
+
+/// A write of our own to the socket (not through tungstenite), given up
+/// after `limit`: the client is not reading.
+async fn within_write_timeout(
+    limit: Duration,
+    write: impl Future<Output = std::io::Result<()>>,
+) -> Result<(), Ending> {
+    match timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(WsError::Io(error)))),
+        Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
     }
 }
 

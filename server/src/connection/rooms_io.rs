@@ -4,11 +4,9 @@
 
 use std::sync::Arc;
 
-use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::{Abort, Ending, MAX_BATCH, Session};
+use super::{Ending, MAX_BATCH, Session, within_write_timeout};
 use crate::rooms::Outbox;
 use crate::wire::{Frame, SharedWriter};
 
@@ -74,16 +72,11 @@ impl Session<'_> {
     /// hold nothing (see `deliver`).
     async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), Ending> {
         let write = self.ws.get_mut().write_frames(frames);
-        match timeout(self.shared.config.write_timeout, write).await {
-            Ok(Ok(())) => {
-                for frame in frames.iter().filter(|frame| frame.is_whole()) {
-                    self.traffic.sent(frame.payload_len());
-                }
-                Ok(())
-            }
-            Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(WsError::Io(error)))),
-            Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
+        within_write_timeout(self.shared.config.write_timeout, write).await?;
+        for frame in frames.iter().filter(|frame| frame.is_whole()) {
+            self.traffic.sent(frame.payload_len());
         }
+        Ok(())
     }
 
     /// Leaves every room (the other members are told why) and counts what
