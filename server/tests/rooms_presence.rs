@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::rooms::{connect_rooms, join, next_server, send_client};
+use common::rooms::{connect_rooms, join, next_server, send, send_client};
 use common::{TestServer, close, config, get};
 use duplex_protocol::{ClientMessage, LeaveReason, Member, RoomList, ServerMessage};
+use tokio_tungstenite::tungstenite::Message;
 
 async fn rooms(addr: std::net::SocketAddr) -> RoomList {
     let response = get(addr, "/api/rooms").await;
@@ -86,4 +87,38 @@ async fn members_see_each_other_come_and_go() {
         tokio::time::sleep(common::POLL).await;
     }
     panic!("the empty room was not removed");
+}
+
+/// A member the server closes (here for abuse, 1008) leaves its rooms when
+/// the server sends its Close, not when the handshake ends: a client that
+/// never answers the Close would otherwise stay listed for the whole close
+/// timeout (an hour here, to make the difference plain).
+#[tokio::test]
+async fn a_member_closed_by_the_server_leaves_before_the_handshake_ends() {
+    let mut config = config();
+    config.close_timeout = std::time::Duration::from_secs(3600);
+    config.max_protocol_errors = 1;
+    let server = TestServer::start(config).await;
+    let (mut ada, _) = connect_rooms(server.addr).await;
+    let (mut eve, eve_id) = connect_rooms(server.addr).await;
+    join(&mut ada, "lobby", "ada").await;
+    join(&mut eve, "lobby", "eve").await;
+    next_server(&mut ada).await; // eve's member_joined
+
+    // Two bad messages, and eve reads nothing more: tungstenite's client
+    // answers a Close only when it reads, so the handshake never ends.
+    for _ in 0..2 {
+        send(&mut eve, Message::text("nope")).await;
+    }
+    let left = tokio::time::timeout(std::time::Duration::from_secs(3), next_server(&mut ada))
+        .await
+        .expect("eve still listed 3 s after her Close was sent");
+    match left {
+        ServerMessage::MemberLeft { member, reason, .. } => {
+            assert_eq!((member.id, reason), (eve_id, LeaveReason::Disconnected));
+        }
+        other => panic!("expected member_left, got {other:?}"),
+    }
+    assert_eq!(rooms(server.addr).await.rooms[0].members, 1);
+    drop(eve);
 }

@@ -180,8 +180,8 @@ impl<'a> Session<'a> {
             Err(ending) => ending,
             Ok(never) => match never {},
         };
-        // Leave the rooms now, not after the lingering close below: the
-        // other members hear of it at once.
+        // Most endings left already (see `leave_rooms`); a dropped
+        // connection leaves here, before the lingering close below.
         self.leave_rooms();
         if let Ending::ByPeer(_)
         | Ending::ByServer {
@@ -385,8 +385,9 @@ impl<'a> Session<'a> {
                 }
             }
             Message::Close(frame) => {
-                // tungstenite answers it: no delivery may follow.
-                self.stop_deliveries();
+                // tungstenite answers it: no delivery may follow, and the
+                // member is gone for the rest of the room.
+                self.leave_rooms();
                 *peer_close = Some(frame);
             }
             // tungstenite queues the pong itself and writes it on the next
@@ -453,7 +454,7 @@ impl<'a> Session<'a> {
     /// Starts the close handshake with `code` and waits up to `wait` for the
     /// peer's answer, discarding data still in flight.
     async fn close(&mut self, code: CloseCode, reason: &'static str, wait: Duration) -> Ending {
-        self.stop_deliveries();
+        self.leave_rooms();
         let frame = CloseFrame {
             code,
             reason: reason.into(),
@@ -481,7 +482,7 @@ impl<'a> Session<'a> {
             return Ending::Dropped(Abort::Transport(error));
         };
         debug!(peer = %self.peer, %error, code = u16::from(frame.code), "failing the connection");
-        self.stop_deliveries();
+        self.leave_rooms();
         let deadline = Instant::now() + self.shared.config.close_timeout;
         let sent = timeout_at(deadline, self.ws.send(Message::Close(Some(frame.clone())))).await;
         if matches!(sent, Ok(Ok(()))) {

@@ -56,10 +56,8 @@ impl Session<'_> {
         }
         batch.clear();
         if kicked {
-            // Out of the rooms before the close handshake, which can take
-            // the whole close timeout on a full socket: the others hear
-            // at once that this member was too slow.
-            self.leave_rooms();
+            // `close` leaves the rooms first: the others hear at once that
+            // this member was too slow.
             let wait = self.shared.config.close_timeout;
             return Err(self
                 .close(CloseCode::Again, "too slow: missed too many messages", wait)
@@ -79,20 +77,21 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Leaves every room (the other members are told why) and counts what
-    /// the hub wrote to this client directly.
+    /// Stops deliveries, then leaves every room (the other members are
+    /// told why) and counts what the hub wrote to this client directly.
+    ///
+    /// Called as soon as the connection is known to be ending (a Close
+    /// sent or received, a failed read or write), not after the close
+    /// handshake: that can take the whole close timeout when the peer does
+    /// not answer, and the room would list a member that is gone. Nothing
+    /// may be delivered after our Close frame, and nothing is, since the
+    /// outbox is closed before the Close is written.
     pub(super) fn leave_rooms(&mut self) {
         if let Some(client) = self.rooms.take() {
+            client.outbox().close();
             let direct = client.outbox().sent();
             self.traffic.messages_out += direct.messages_out;
             self.traffic.bytes_out += direct.bytes_out;
-        }
-    }
-
-    /// Room deliveries end before our Close frame goes out.
-    pub(super) fn stop_deliveries(&self) {
-        if let Some(client) = &self.rooms {
-            client.outbox().close();
         }
     }
 }
