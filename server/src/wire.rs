@@ -15,6 +15,10 @@
 //!   without zeroing, up to `--read-buffer-size` per system call. That
 //!   buffer is kept while the peer is sending and released at the first
 //!   keepalive tick with no input, so an idle connection holds none.
+//! - It follows the frame boundaries in what it hands to tungstenite
+//!   ([`FrameScan`]), so the session can tell when tungstenite's codec
+//!   holds nothing and may be replaced, to give back the buffer a large
+//!   frame left behind.
 //! - Its socket can be shared with one other writer of whole frames, the
 //!   rooms hub ([`SharedWriter`]): a delivery is written straight to an
 //!   idle member's socket by the publisher, without waking the member's
@@ -30,6 +34,8 @@ use std::task::{Context, Poll, Waker, ready};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::frame_scan::FrameScan;
 
 /// The read buffer tungstenite itself gets (`WebSocketConfig`'s
 /// `read_buffer_size`): what it zero-fills before each read call. Small,
@@ -69,17 +75,50 @@ pub(crate) struct Wire {
     ahead: BytesMut,
     /// Most bytes one socket read may bring in (`--read-buffer-size`).
     read_size: usize,
+    /// Frame boundaries in the bytes handed to tungstenite so far.
+    scan: FrameScan,
 }
 
 impl Wire {
-    pub(crate) fn new(tcp: TcpStream, read_size: usize) -> Self {
+    /// `early`: bytes the HTTP layer read past the upgrade request, the
+    /// start of the WebSocket stream.
+    pub(crate) fn new(tcp: TcpStream, read_size: usize, early: &[u8]) -> Self {
         Self {
             tcp: Arc::new(tcp),
             shared: None,
             heard: false,
-            ahead: BytesMut::new(),
+            ahead: BytesMut::from(early),
             read_size,
+            scan: FrameScan::default(),
         }
+    }
+
+    /// A Wire on the same socket, holding nothing, to stand in while this
+    /// one moves to a new codec ([`Wire::codec_worth_renewing`]).
+    pub(crate) fn stand_in(&self) -> Self {
+        Self {
+            tcp: Arc::clone(&self.tcp),
+            shared: None,
+            heard: false,
+            ahead: BytesMut::new(),
+            read_size: self.read_size,
+            scan: FrameScan::default(),
+        }
+    }
+
+    /// Whether tungstenite's codec is worth replacing, and safe to replace
+    /// provided its last read found no whole frame and it has nothing
+    /// left to write: a large frame grew its read buffer (which it never
+    /// shrinks), and everything handed to it ends at a message boundary,
+    /// so that buffer holds no bytes and no message is half assembled.
+    pub(crate) fn codec_worth_renewing(&self) -> bool {
+        self.scan.saw_large_frame() && self.scan.at_message_boundary()
+    }
+
+    /// The codec was replaced: the frames seen so far are its concern no
+    /// more.
+    pub(crate) fn codec_renewed(&mut self) {
+        self.scan.reset_large();
     }
 
     /// The socket, for a [`SharedWriter`] to write to.
@@ -323,6 +362,7 @@ impl AsyncRead for Wire {
             }
         }
         let n = this.ahead.len().min(buf.remaining());
+        this.scan.feed(&this.ahead[..n]);
         buf.put_slice(&this.ahead[..n]);
         this.ahead.advance(n);
         Poll::Ready(Ok(()))
@@ -443,7 +483,7 @@ mod tests {
             got
         });
         let (tcp, _) = listener.accept().await.expect("accept");
-        let mut wire = Wire::new(tcp, 1024);
+        let mut wire = Wire::new(tcp, 1024, &[]);
         wire.write_frames(&frames).await.expect("write");
         wire.shutdown().await.expect("shutdown");
         drop(wire);

@@ -95,14 +95,12 @@ pub(crate) async fn serve(
     // its 8 KiB allocation even when empty, and kept alive it was most of
     // an idle connection's memory (massif: 4 MB of 9.7 MB at 500 clients).
     let hyper::upgrade::Parts { io, read_buf, .. } = parts;
-    let tcp = Wire::new(io.into_inner(), shared.config.read_buffer_size);
-    let early = (!read_buf.is_empty()).then(|| read_buf.to_vec());
+    // Bytes hyper read past the request go through the Wire like any
+    // others, so its frame scan sees the whole stream.
+    let tcp = Wire::new(io.into_inner(), shared.config.read_buffer_size, &read_buf);
+    let primed = !read_buf.is_empty();
     drop(read_buf);
-    let primed = early.is_some();
-    let ws = match early {
-        Some(read) => WebSocketStream::from_partially_read(tcp, read, Role::Server, config).await,
-        None => WebSocketStream::from_raw_socket(tcp, Role::Server, config).await,
-    };
+    let ws = WebSocketStream::from_raw_socket(tcp, Role::Server, config).await;
     Session::new(ws, peer, service, primed, &shared).run().await;
 }
 
@@ -285,17 +283,29 @@ impl<'a> Session<'a> {
                         .close(CloseCode::Away, "server shutting down", grace)
                         .await);
                 }
-                Event::Tick => match self.keepalive.tick(self.ws.get_mut().take_heard()) {
-                    Due::Nothing => {}
-                    Due::Ping => {
-                        self.feed(Message::Ping(Default::default())).await?;
-                        self.flush().await?;
+                Event::Tick => {
+                    // Between messages, and only then, a codec left with a
+                    // large frame's buffer is replaced (frame_scan): at a
+                    // tick, so a client sending large messages back to
+                    // back does not pay an allocation for each.
+                    if self.input_idle
+                        && !self.unflushed
+                        && self.ws.get_ref().codec_worth_renewing()
+                    {
+                        self.renew_codec().await;
                     }
-                    Due::Expired => {
-                        let wait = self.shared.config.close_timeout;
-                        return Err(self.close(CloseCode::Away, "idle timeout", wait).await);
+                    match self.keepalive.tick(self.ws.get_mut().take_heard()) {
+                        Due::Nothing => {}
+                        Due::Ping => {
+                            self.feed(Message::Ping(Default::default())).await?;
+                            self.flush().await?;
+                        }
+                        Due::Expired => {
+                            let wait = self.shared.config.close_timeout;
+                            return Err(self.close(CloseCode::Away, "idle timeout", wait).await);
+                        }
                     }
-                },
+                }
                 Event::Outbox => {
                     if let Some(io) = rooms_io.as_mut() {
                         // Boxed: inline, its select of a write and the kick
@@ -437,6 +447,20 @@ impl<'a> Session<'a> {
         within_write_timeout(self.shared.config.write_timeout, write).await?;
         self.traffic.sent(payload.len());
         Ok(())
+    }
+
+    /// Replaces tungstenite's codec with a new one on the same Wire, to
+    /// free the read buffer a large frame grew. Only when the old one
+    /// holds nothing: its last read found no whole frame (`input_idle`),
+    /// it has nothing to write (`!unflushed`) and the Wire saw its input
+    /// end at a message boundary ([`Wire::codec_worth_renewing`]).
+    async fn renew_codec(&mut self) {
+        let config = *self.ws.get_config();
+        let stand_in = self.ws.get_ref().stand_in();
+        let mut wire = std::mem::replace(self.ws.get_mut(), stand_in);
+        wire.codec_renewed();
+        self.ws = WebSocketStream::from_raw_socket(wire, Role::Server, Some(config)).await;
+        debug!(peer = %self.peer, "codec renewed after a large frame");
     }
 
     /// Writes out everything queued, within the write timeout.

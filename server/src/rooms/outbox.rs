@@ -393,7 +393,7 @@ mod tests {
             .await
             .expect("connect");
         let (tcp, _) = listener.accept().await.expect("accept");
-        let mut wire = crate::wire::Wire::new(tcp, 1024);
+        let mut wire = crate::wire::Wire::new(tcp, 1024, &[]);
         let outbox = Arc::new(Outbox::new(8, 8));
         outbox.share_socket(Arc::clone(wire.socket()));
         wire.share_with(Arc::clone(&outbox) as _);
