@@ -48,40 +48,48 @@ impl FrameScan {
                 bytes = &bytes[skip..];
                 continue;
             }
+            // The usual case, a whole header in this read: no copy.
+            if self.header_len == 0
+                && let Some(len) = header_len(bytes)
+            {
+                self.on_header(&bytes[..len]);
+                bytes = &bytes[len..];
+                continue;
+            }
+            // A header split across reads: gather it.
             let have = usize::from(self.header_len);
             let take = (MAX_HEADER - have).min(bytes.len());
             self.header[have..have + take].copy_from_slice(&bytes[..take]);
-            let available = have + take;
-            match header_len(&self.header[..available]) {
+            match header_len(&self.header[..have + take]) {
                 Some(len) => {
-                    // Bytes past this header were copied but belong to the
-                    // payload or the next frame: hand them back to the loop.
-                    bytes = &bytes[len - have..];
+                    let header = self.header;
                     self.header_len = 0;
-                    self.on_header(len);
+                    self.on_header(&header[..len]);
+                    // The bytes copied past the header belong to the
+                    // payload or the next frame.
+                    bytes = &bytes[len - have..];
                 }
                 None => {
-                    self.header_len = available as u8;
+                    self.header_len = (have + take) as u8;
                     bytes = &bytes[take..];
                 }
             }
         }
     }
 
-    /// Records the complete header in `self.header[..len]`.
-    fn on_header(&mut self, len: usize) {
-        let (first, second) = (self.header[0], self.header[1]);
+    /// Takes note of one complete frame header.
+    fn on_header(&mut self, header: &[u8]) {
+        let (first, second) = (header[0], header[1]);
         let fin = first & 0x80 != 0;
         let payload = match second & 0x7f {
-            126 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
+            126 => u64::from(u16::from_be_bytes([header[2], header[3]])),
             127 => {
                 let mut bytes = [0; 8];
-                bytes.copy_from_slice(&self.header[2..10]);
+                bytes.copy_from_slice(&header[2..10]);
                 u64::from_be_bytes(bytes)
             }
             short => u64::from(short),
         };
-        debug_assert!(len >= 2);
         match first & 0x0f {
             // Text or binary: starts a message, whole or fragmented.
             0x1 | 0x2 => self.fragmented = !fin,
