@@ -12,7 +12,10 @@
 #      chromedriver) against `duplex --ui-dir` serving that build, with the
 #      server's push token and binary for `duplex push`; it saves
 #      screenshots to target/browser-tests/page.png, page-phone.png and
-#      page-rooms.png (two windows chatting, after a push).
+#      page-rooms.png (two windows chatting, after a push);
+#   5. the development setup (scripts/test-dev-proxy.sh): `trunk serve` with
+#      the real Trunk.toml, on free ports, serves the page and proxies /echo
+#      and /ws to the server (real clients through it).
 # Installs what is missing first (scripts/setup-wasm.sh, idempotent).
 #
 #   scripts/test-browser.sh                      all of the above
@@ -56,8 +59,8 @@ timed() {
 
 timed "clippy for wasm32 (client crate, all targets)" \
     cargo clippy --locked -p duplex-client --target wasm32-unknown-unknown --all-targets -- -D warnings
-timed "build: release server and test harness" \
-    cargo build --locked --release -p duplex-server -p duplex-browser-harness
+timed "build: release server, test harness and load generator" \
+    cargo build --locked --release -p duplex-server -p duplex-browser-harness -p duplex-bench
 # DUPLEX_SERVER runs the suites against another build of the server.
 target="${CARGO_TARGET_DIR:-$ROOT/target}"
 harness=("$target/release/duplex-browser-harness" --server "${DUPLEX_SERVER:-$target/release/duplex}")
@@ -93,6 +96,8 @@ timed "browser tests: the page end to end (e2e/page.mjs)" \
     "${harness[@]}" --log "$out/server-e2e.log" --server-arg=--ui-dir --server-arg="$dist" -- \
     env DUPLEX_E2E_SCREENSHOT="$out/page.png" node e2e/page.mjs
 browser_took=$((SECONDS - browser_started))
+timed "the dev setup: trunk serve proxies /echo and /ws (scripts/test-dev-proxy.sh)" \
+    "$ROOT/scripts/test-dev-proxy.sh"
 
 if [ -n "$update_screenshot" ]; then
     mkdir -p "$ROOT/docs"
