@@ -48,7 +48,7 @@ stage "cargo clippy (native, all targets, -D warnings)" \
     cargo clippy --workspace --all-targets --locked -- -D warnings
 stage "Autobahn TestSuite vs autobahn/expected.json" scripts/autobahn.sh
 stage "doc tests" cargo test --workspace --doc --locked --quiet
-stage "browser suites: wasm32 clippy, wasm-bindgen tests and the page in headless Chromium" \
+stage "browser suites: wasm32 clippy, wasm-bindgen tests, the page in headless Chromium, trunk serve's proxies" \
     scripts/test-browser.sh
 stage "load generator smoke run against the release server" scripts/bench-smoke.sh
 stage "unit and integration tests (cargo nextest)" \
