@@ -5,10 +5,16 @@
 #
 #   scripts/autobahn.sh            run and compare
 #   scripts/autobahn.sh --update   run and rewrite autobahn/expected.json
+#   scripts/autobahn.sh [--update] -- ARGS...   pass ARGS to the server, e.g.
+#       `-- --ping-interval 20ms --idle-timeout 5s` to run every case with
+#       keepalive ticks (and so codec renewals after large frames) between
+#       and during messages
 source "$(dirname "$0")/lib.sh"
 
 update=""
-[ "${1:-}" = "--update" ] && update="--update"
+[ "${1:-}" = "--update" ] && { update="--update"; shift; }
+[ "${1:-}" = "--" ] && shift
+[ "$#" -eq 0 ] || say "server arguments: $*"
 
 "$ROOT/scripts/setup.sh"
 cargo build --release --quiet -p duplex-server --manifest-path "$ROOT/Cargo.toml"
@@ -16,7 +22,7 @@ cargo build --release --quiet -p duplex-server --manifest-path "$ROOT/Cargo.toml
 out="$ROOT/target/autobahn"
 rm -rf "$out"; mkdir -p "$out"
 trap 'kill "${SERVER_PID:-}" 2>/dev/null || true' EXIT
-start_server "$out/server.log"
+start_server "$out/server.log" "$@"
 say "Autobahn TestSuite against ws://$SERVER_ADDR (reports in $out)"
 # kosoku exits 1 whenever a case is UNIMPLEMENTED (permessage-deflate), so
 # its status says nothing: the verdicts in index.json do.
