@@ -104,7 +104,7 @@ async fn push(request: Request<Incoming>, room: &str, shared: &Shared) -> Respon
         from: None,
         text: body,
     });
-    match shared.hub.publish(room, &message) {
+    match shared.hub.publish(room, &message).await {
         Some(delivered) => {
             info!(room, delivered, "pushed a message");
             json(StatusCode::OK, &Pushed { room, delivered })

@@ -375,19 +375,24 @@ impl<'a> Session<'a> {
                 self.traffic.received(message.len());
                 let reply = match (self.service, &mut self.rooms) {
                     (Service::Echo, _) => echo::reply(message),
-                    (Service::Rooms, Some(client)) => match client.handle(message) {
-                        Ok(reply) => reply,
-                        Err(rooms::Abusive) => {
-                            let wait = self.shared.config.close_timeout;
-                            // Boxed for the same reason as `deliver`.
-                            let close = Box::pin(self.close(
-                                CloseCode::Policy,
-                                "too many bad messages",
-                                wait,
-                            ));
-                            return Err(close.await);
+                    // Boxed: a publish may wait for its room's turn, and
+                    // that state inline would grow every connection's
+                    // future, echo's too.
+                    (Service::Rooms, Some(client)) => {
+                        match Box::pin(client.handle(message)).await {
+                            Ok(reply) => reply,
+                            Err(rooms::Abusive) => {
+                                let wait = self.shared.config.close_timeout;
+                                // Boxed for the same reason as `deliver`.
+                                let close = Box::pin(self.close(
+                                    CloseCode::Policy,
+                                    "too many bad messages",
+                                    wait,
+                                ));
+                                return Err(close.await);
+                            }
                         }
-                    },
+                    }
                     (Service::Rooms, None) => None,
                 };
                 if let Some(reply) = reply {

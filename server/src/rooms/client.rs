@@ -124,13 +124,13 @@ impl Client {
     ///
     /// # Errors
     /// [`Abusive`] once the client has sent too many refused messages.
-    pub(crate) fn handle(&mut self, message: Message) -> Result<Option<Message>, Abusive> {
+    pub(crate) async fn handle(&mut self, message: Message) -> Result<Option<Message>, Abusive> {
         let outcome = match message {
             Message::Text(json) => match decode_client(json.as_str()) {
-                Ok(message) => self.on_message(message),
+                Ok(message) => self.on_message(message).await,
                 Err(error) => Err(Refusal::general(error.code(), error.to_string())),
             },
-            Message::Binary(frame) => self.on_binary(&frame).map(|()| None),
+            Message::Binary(frame) => self.on_binary(&frame).await.map(|()| None),
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => Ok(None),
         };
         match outcome {
@@ -151,7 +151,7 @@ impl Client {
         }
     }
 
-    fn on_message(&mut self, message: ClientMessage) -> Result<Option<Message>, Refusal> {
+    async fn on_message(&mut self, message: ClientMessage) -> Result<Option<Message>, Refusal> {
         match message {
             ClientMessage::Join { room, name } => {
                 self.check_room(&room)?;
@@ -204,13 +204,13 @@ impl Client {
                     from: Some(Member { id: self.id, name }),
                     text: body,
                 });
-                self.hub.publish(&room, &message);
+                self.hub.publish(&room, &message).await;
                 Ok(None)
             }
         }
     }
 
-    fn on_binary(&mut self, frame: &[u8]) -> Result<(), Refusal> {
+    async fn on_binary(&mut self, frame: &[u8]) -> Result<(), Refusal> {
         let publish = binary::decode_publish(frame)
             .map_err(|error| Refusal::general(ErrorCode::BadBinary, error.to_string()))?;
         self.check_member(publish.room)?;
@@ -220,7 +220,9 @@ impl Client {
             binary::encode_delivery(publish.room, self.id, publish.payload).map_err(|error| {
                 Refusal::about(publish.room, ErrorCode::BadBinary, error.to_string())
             })?;
-        self.hub.publish(publish.room, &Frame::binary(&delivery));
+        self.hub
+            .publish(publish.room, &Frame::binary(&delivery))
+            .await;
         Ok(())
     }
 

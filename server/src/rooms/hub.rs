@@ -8,6 +8,13 @@
 //! queue, so no member can delay a room. A room exists while it has
 //! members: the last one to leave removes it.
 //!
+//! A room has one order: publishes take turns (a fair async lock per room),
+//! so every member gets the room's messages in the same order, even when
+//! members publish at the same moment on different worker threads. Without
+//! it, two publishes delivered side by side reached the members of each
+//! chunk in whichever order the two threads got there (test:
+//! `rooms_order.rs`).
+//!
 //! Presence costs O(members) per join or leave, so a join storm costs
 //! O(members²): rooms larger than `--presence-limit` send no join/leave
 //! events and answer `joined` with the first members only (and the count).
@@ -48,6 +55,10 @@ struct Room {
     /// By id, so member lists come out in a stable order. Read-locked by
     /// publishers, write-locked by joins and leaves.
     members: RwLock<BTreeMap<ClientId, Entry>>,
+    /// Held by the publish being delivered. tokio's lock is fair (first
+    /// come, first served), and a publisher waiting for its turn waits as
+    /// a task, not as a blocked worker thread.
+    turn: tokio::sync::Mutex<()>,
 }
 
 /// A member as the hub keeps it.
@@ -169,12 +180,26 @@ impl Hub {
     /// lock that long would block its worker thread. Between chunks they
     /// go in; a member that joins with a higher id gets the message, one
     /// that leaves before its turn does not.
-    pub(crate) fn publish(&self, room: &str, frame: &Frame) -> Option<usize> {
+    ///
+    /// Publishes to one room take turns in the order they arrive, so the
+    /// room's messages reach every member in one order; a publisher waits
+    /// for the deliveries before its own (at most one per other publisher
+    /// waiting: each waits for its own).
+    pub(crate) async fn publish(&self, room: &str, frame: &Frame) -> Option<usize> {
         let room = Arc::clone(self.rooms().get(room)?);
+        let _turn = room.turn.lock().await;
+        Some(room.deliver(frame))
+    }
+}
+
+impl Room {
+    /// Pushes `frame` to every member, [`PUBLISH_CHUNK`] at a time;
+    /// returns to how many.
+    fn deliver(&self, frame: &Frame) -> usize {
         let mut delivered = 0;
         let mut after = None;
         loop {
-            let members = room.members.read().unwrap_or_else(PoisonError::into_inner);
+            let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
             let chunk = match after {
                 None => members.range(..),
                 Some(last) => members.range((Bound::Excluded(last), Bound::Unbounded)),
@@ -187,11 +212,13 @@ impl Hub {
             }
             delivered += taken;
             if taken < PUBLISH_CHUNK {
-                return Some(delivered);
+                return delivered;
             }
         }
     }
+}
 
+impl Hub {
     /// Every room and its member count, by name.
     pub(crate) fn list(&self) -> Vec<RoomInfo> {
         let mut rooms: Vec<RoomInfo> = self
@@ -235,6 +262,14 @@ pub(crate) fn frame(message: &ServerMessage) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
+
+    /// Runs a publish that has nobody to wait for: done at the first poll.
+    fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+        future
+            .now_or_never()
+            .expect("an uncontended publish completes at once")
+    }
 
     fn outbox() -> Arc<Outbox> {
         Arc::new(Outbox::new(16, 16))
@@ -255,7 +290,7 @@ mod tests {
         assert_eq!(hub.list().len(), 1);
         assert!(hub.leave("r", 2, LeaveReason::Left));
         assert!(hub.list().is_empty());
-        assert_eq!(hub.publish("r", &Frame::text("x")), None);
+        assert_eq!(block_on(hub.publish("r", &Frame::text("x"))), None);
     }
 
     #[test]
@@ -281,7 +316,7 @@ mod tests {
         for (id, outbox) in (1..).zip(&outboxes) {
             hub.join("r", id, "m", outbox).expect("join");
         }
-        assert_eq!(hub.publish("r", &Frame::text("x")), Some(members));
+        assert_eq!(block_on(hub.publish("r", &Frame::text("x"))), Some(members));
         for (i, outbox) in outboxes.iter().enumerate() {
             assert_eq!(outbox.take(10).messages.len(), 1, "member {i}");
         }
@@ -297,7 +332,7 @@ mod tests {
         for outbox in &outboxes {
             outbox.take(10);
         }
-        assert_eq!(hub.publish("r", &Frame::text("hello")), Some(3));
+        assert_eq!(block_on(hub.publish("r", &Frame::text("hello"))), Some(3));
         let pointers: Vec<*const u8> = outboxes
             .iter()
             .map(|outbox| match &outbox.take(10).messages[..] {
