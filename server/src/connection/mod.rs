@@ -292,7 +292,9 @@ impl<'a> Session<'a> {
                         && !self.unflushed
                         && self.ws.get_ref().codec_worth_renewing()
                     {
-                        self.renew_codec().await;
+                        // Boxed: inline, the stream under construction
+                        // would be part of every connection's future.
+                        Box::pin(self.renew_codec()).await;
                     }
                     match self.keepalive.tick(self.ws.get_mut().take_heard()) {
                         Due::Nothing => {}
