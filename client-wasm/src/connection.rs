@@ -135,6 +135,19 @@ impl Inner {
     }
 
     /// Writes queued messages in order while the socket takes them.
+    /// Writes `message` if the socket is open, after the queue (flushed
+    /// first); whether it was written.
+    fn send_now(&mut self, message: &Message) -> bool {
+        let (State::Open, Some(transport)) = (self.supervisor.state(), self.transport.clone())
+        else {
+            return false;
+        };
+        // Whatever is still queued goes first.
+        self.flush(&transport);
+        // NotOpen here means the close is on its way.
+        self.outbox.is_empty() && transport.send(message).is_ok()
+    }
+
     fn flush(&mut self, transport: &Transport) {
         while let Some(message) = self.outbox.pop() {
             if let Err(error) = transport.send(&message) {
@@ -208,21 +221,34 @@ impl Connection {
     /// for the policy): the message is not sent.
     pub fn send(&self, message: Message) -> Result<Delivery, OutboxFull> {
         let mut inner = self.inner.borrow_mut();
-        if let (State::Open, Some(transport)) = (inner.supervisor.state(), inner.transport.clone())
-        {
-            // Whatever is still queued goes first.
-            inner.flush(&transport);
-            // NotOpen here means the close is on its way: queue below.
-            if inner.outbox.is_empty() && transport.send(&message).is_ok() {
-                inner.emit(Event::Sent(message));
-                return Ok(Delivery::Sent);
-            }
+        // Not sent now: the close is on its way, or the socket is not
+        // open; queue it.
+        if inner.send_now(&message) {
+            inner.emit(Event::Sent(message));
+            return Ok(Delivery::Sent);
         }
         let size = message.len();
         inner.outbox.push(message)?;
         let queued = inner.outbox.len();
         inner.emit(Event::Queued { size, queued });
         Ok(Delivery::Queued(queued))
+    }
+
+    /// Sends `message` now if the connection is open, after whatever is
+    /// queued; otherwise drops it and returns `false`.
+    ///
+    /// For messages whose effect the greeting ([`Connection::set_greeting`])
+    /// restores on the next open, like room joins and leaves: queued, they
+    /// would go out after the greeting and repeat or undo it (a leave
+    /// written as the socket closed was queued and earned `not_joined`
+    /// after the reconnect).
+    pub fn send_or_drop(&self, message: Message) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        let sent = inner.send_now(&message);
+        if sent {
+            inner.emit(Event::Sent(message));
+        }
+        sent
     }
 
     /// Closes with `code` and `reason` and stays closed (no reconnect).

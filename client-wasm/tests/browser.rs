@@ -375,6 +375,33 @@ async fn connection_refuses_messages_beyond_its_queue() {
     wait_for(&mut events, "closed", |e| is_state(e, "closed")).await;
 }
 
+/// `send_or_drop` (room joins and leaves, which the greeting restores):
+/// written when open, dropped rather than queued otherwise, so a leave made
+/// as the socket closes cannot go out after the next greeting.
+#[wasm_bindgen_test]
+async fn send_or_drop_sends_when_open_and_never_queues() {
+    let mut config = ConnectionConfig::new(ws_url());
+    config.probe_interval = None;
+    let (connection, mut events) = Connection::new(config);
+    assert!(!connection.send_or_drop(Message::Text("not yet".into())));
+    assert_eq!(connection.queued(), (0, 0));
+
+    connection.connect();
+    wait_for(&mut events, "open", |e| is_state(e, "open")).await;
+    assert!(connection.send_or_drop(Message::Text("now".into())));
+    wait_for(&mut events, "the echo", |e| {
+        *e == Event::Received(Message::Text("now".into()))
+    })
+    .await;
+
+    // Closing: the state says so at once; nothing is written or queued.
+    connection.close(1000, "").expect("a valid close");
+    wait_for(&mut events, "closing", |e| is_state(e, "closing")).await;
+    assert!(!connection.send_or_drop(Message::Text("too late".into())));
+    assert_eq!(connection.queued(), (0, 0));
+    wait_for(&mut events, "closed", |e| is_state(e, "closed")).await;
+}
+
 /// The server restarts twice, once gracefully (clients get 1001) and once
 /// by SIGKILL (no close frame: 1006). Each time the client reconnects by
 /// itself and the messages queued meanwhile arrive in order.

@@ -112,8 +112,10 @@ impl RoomsView {
         let open = self.is_open();
         let message = self.rooms.join(&room, &name, open);
         self.connection.set_greeting(self.rooms.greeting());
+        // Sent now or never: if the socket is closing, the next greeting
+        // asks for the room (Connection::send_or_drop).
         if let Some(message) = message {
-            self.send_message(message);
+            self.connection.send_or_drop(message);
         }
         if matches!(self.connection.state(), State::Closed) {
             self.connection.connect();
@@ -131,8 +133,9 @@ impl RoomsView {
         let open = self.is_open();
         let message = self.rooms.leave(&room, open);
         self.connection.set_greeting(self.rooms.greeting());
+        // Now or never, like a join: the next greeting leaves the room out.
         if let Some(message) = message {
-            self.send_message(message);
+            self.connection.send_or_drop(message);
         }
         self.current = self.rooms.names().next().map(str::to_owned);
         self.draw();
@@ -190,8 +193,10 @@ impl RoomsView {
                 Ok(Change::Room(room)) if self.current.as_deref() == Some(room.as_str()) => {
                     self.draw();
                 }
+                // A leave for a join confirmed after it was left: now or
+                // never, the greeting leaves the room out.
                 Ok(Change::Send(message)) => {
-                    self.send_message(message);
+                    self.connection.send_or_drop(message);
                 }
                 Ok(_) => {}
                 Err(error) => self.set_status(&error.to_string()),
