@@ -14,10 +14,9 @@
 //! sizes) stays tungstenite's, which fails the connection on anything
 //! wrong, so the scan never needs to be right about a bad stream.
 
-/// A frame whose payload is larger than this leaves a buffer worth giving
-/// back. Smaller ones stay within what tungstenite's buffer grows to with
-/// ordinary traffic anyway.
-pub(crate) const LARGE_FRAME: u64 = 64 * 1024;
+/// A frame whose payload is larger than this may have grown tungstenite's
+/// buffer past the size it starts with ([`crate::wire::FRAME_CHUNK`]).
+pub(crate) const LARGE_FRAME: u64 = crate::wire::FRAME_CHUNK as u64;
 
 /// Longest frame header: 2 bytes, an 8-byte length, a 4-byte mask key.
 const MAX_HEADER: usize = 14;
