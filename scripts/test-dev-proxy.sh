@@ -56,7 +56,10 @@ say "dev proxy: trunk serve on 127.0.0.1:$port (building the page), server on $S
 page=""
 for _ in $(seq 1 600); do
     kill -0 "$trunk_pid" 2>/dev/null || { tail -n 30 "$out/trunk.log" >&2; die "trunk serve exited"; }
-    page="$(curl -fsS --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null || true)"
+    # python3 rather than curl: setup.sh already needs it, curl is not
+    # installed by anything here.
+    page="$(python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' \
+        "http://127.0.0.1:$port/" 2>/dev/null || true)"
     [[ "$page" == *"_bg.wasm"* ]] && break
     sleep 0.5
 done
