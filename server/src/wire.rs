@@ -83,25 +83,22 @@ impl Wire {
     /// `early`: bytes the HTTP layer read past the upgrade request, the
     /// start of the WebSocket stream.
     pub(crate) fn new(tcp: TcpStream, read_size: usize, early: &[u8]) -> Self {
-        Self {
-            tcp: Arc::new(tcp),
-            shared: None,
-            heard: false,
-            ahead: BytesMut::from(early),
-            read_size,
-            scan: FrameScan::default(),
-        }
+        Self::on(Arc::new(tcp), read_size, BytesMut::from(early))
     }
 
     /// A Wire on the same socket, holding nothing, to stand in while this
     /// one moves to a new codec ([`Wire::codec_worth_renewing`]).
     pub(crate) fn stand_in(&self) -> Self {
+        Self::on(Arc::clone(&self.tcp), self.read_size, BytesMut::new())
+    }
+
+    fn on(tcp: Arc<TcpStream>, read_size: usize, ahead: BytesMut) -> Self {
         Self {
-            tcp: Arc::clone(&self.tcp),
+            tcp,
             shared: None,
             heard: false,
-            ahead: BytesMut::new(),
-            read_size: self.read_size,
+            ahead,
+            read_size,
             scan: FrameScan::default(),
         }
     }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::rooms::{connect_rooms, join, next_server, small_buffered_client};
+use common::rooms::{connect_rooms, join, joined_clients, next_server, small_buffered_client};
 use common::{TestServer, WAIT, config};
 use duplex_protocol::{ClientMessage, ServerMessage, binary};
 use futures_util::{SinkExt, Stream, StreamExt};
@@ -149,12 +149,12 @@ async fn concurrent_publishers_and_answers_never_interleave() {
         join(&mut ws, "r", &format!("reader{i}")).await;
         readers.push(ws);
     }
-    let mut publishers = Vec::new();
-    for i in 0..PUBLISHERS {
-        let (mut ws, _) = connect_rooms(server.addr).await;
-        join(&mut ws, "r", &format!("publisher{i}")).await;
-        publishers.push(ws);
-    }
+    let publishers = joined_clients(
+        server.addr,
+        "r",
+        (0..PUBLISHERS).map(|i| format!("publisher{i}")),
+    )
+    .await;
 
     let mut reading = tokio::task::JoinSet::new();
     for (i, ws) in readers.into_iter().enumerate() {

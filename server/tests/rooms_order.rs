@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::rooms::{connect_rooms, join, publish};
+use common::rooms::{joined_clients, publish};
 use common::{TestServer, WAIT, config};
 use duplex_protocol::ServerMessage;
 use futures_util::StreamExt;
@@ -25,18 +25,18 @@ async fn concurrent_publishes_reach_every_member_in_one_order() {
     config.client_queue = PUBLISHERS * EACH;
     let server = TestServer::start(config).await;
 
-    let mut receivers = Vec::new();
-    for i in 0..RECEIVERS {
-        let (mut ws, _) = connect_rooms(server.addr).await;
-        join(&mut ws, "order", &format!("r{i}")).await;
-        receivers.push(ws);
-    }
-    let mut publishers = Vec::new();
-    for i in 0..PUBLISHERS {
-        let (mut ws, _) = connect_rooms(server.addr).await;
-        join(&mut ws, "order", &format!("p{i}")).await;
-        publishers.push(ws);
-    }
+    let receivers = joined_clients(
+        server.addr,
+        "order",
+        (0..RECEIVERS).map(|i| format!("r{i}")),
+    )
+    .await;
+    let publishers = joined_clients(
+        server.addr,
+        "order",
+        (0..PUBLISHERS).map(|i| format!("p{i}")),
+    )
+    .await;
 
     let mut reading = tokio::task::JoinSet::new();
     for (i, mut ws) in receivers.into_iter().enumerate() {

@@ -25,6 +25,22 @@ pub async fn connect_rooms(addr: SocketAddr) -> (Client, ClientId) {
     }
 }
 
+/// Connects one client per name to `/ws` and joins each to `room` under
+/// its name.
+pub async fn joined_clients(
+    addr: SocketAddr,
+    room: &str,
+    names: impl IntoIterator<Item = String>,
+) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for name in names {
+        let (mut ws, _) = connect_rooms(addr).await;
+        join(&mut ws, room, &name).await;
+        clients.push(ws);
+    }
+    clients
+}
+
 /// Sends one frame, within [`WAIT`].
 pub async fn send(ws: &mut Client, message: Message) {
     timeout(WAIT, ws.send(message))
