@@ -47,6 +47,19 @@ impl ClientMessage {
 /// # Errors
 /// See [`DecodeError`].
 pub fn decode_client(text: &str) -> Result<ClientMessage, DecodeError> {
+    // One JSON object, nothing else: serde's tagged enums also accept a
+    // sequence (`["join","lobby","ada"]` would join), which the protocol
+    // does not allow (issue 10, defect 3).
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        let not_an_object =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+                .err()
+                .unwrap_or_else(|| serde::de::Error::custom("expected a JSON object"));
+        return Err(DecodeError::BadJson(not_an_object));
+    }
     let error = match serde_json::from_str(text) {
         Ok(message) => return Ok(message),
         Err(error) => error,
@@ -229,6 +242,14 @@ mod tests {
         let code = |text| decode_client(text).err().map(|e| e.code());
         assert_eq!(code("not json"), Some(ErrorCode::BadJson));
         assert_eq!(code("[1,2]"), Some(ErrorCode::BadJson));
+        // Arrays in the shape of a command are not commands.
+        assert_eq!(code(r#"["join","room","ada"]"#), Some(ErrorCode::BadJson));
+        assert_eq!(code(r#" ["publish","room","x"]"#), Some(ErrorCode::BadJson));
+        assert_eq!(code(r#"["leave","room"]"#), Some(ErrorCode::BadJson));
+        assert_eq!(code(r#""join""#), Some(ErrorCode::BadJson));
+        assert_eq!(code(""), Some(ErrorCode::BadJson));
+        // Whitespace before the object is still JSON.
+        assert!(decode_client(" \n\t{\"type\":\"leave\",\"room\":\"r\"}").is_ok());
         assert_eq!(code(r#"{"type":"dance"}"#), Some(ErrorCode::UnknownType));
         assert_eq!(code(r#"{"room":"r"}"#), Some(ErrorCode::UnknownType));
         assert_eq!(code(r#"{"type":7}"#), Some(ErrorCode::UnknownType));

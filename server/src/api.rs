@@ -23,7 +23,11 @@ use crate::server::Shared;
 /// The answer to a request under `/api/`.
 pub(crate) async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let path = request.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
+    // Once: `/api//api/rooms` is not `/api/rooms` (issue 10, defect 4).
+    let Some(rest) = path.strip_prefix("/api/") else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
     match segments[..] {
         ["rooms"] => {
             if request.method() != Method::GET && request.method() != Method::HEAD {

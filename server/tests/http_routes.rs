@@ -99,7 +99,22 @@ async fn plain_get_on_websocket_paths_gets_426_with_a_body() {
 #[tokio::test]
 async fn unknown_paths_get_404() {
     let server = TestServer::start(config()).await;
-    for path in ["/nope", "/echo/", "/echo/more", "/healthz/", "/ECHO"] {
+    for path in [
+        "/nope",
+        "/echo/",
+        "/echo/more",
+        "/healthz/",
+        "/ECHO",
+        // The API's prefix is taken once, not as often as it repeats.
+        "/api//api/rooms",
+        "/api/api/rooms",
+        "/api/rooms/",
+        "/api//rooms",
+        "/api/",
+        "/api",
+        "/wss",
+        "/ws/",
+    ] {
         let response = get(server.addr, path).await;
         assert_eq!(response.status, 404, "GET {path}: {}", response.head);
     }

@@ -70,6 +70,31 @@ async fn each_bad_message_gets_its_error_code_and_the_connection_stays_up() {
     }
 }
 
+/// A command's fields as a JSON array are not a command: serde's tagged
+/// enums accept sequences, so `["join","r","ada"]` used to join (issue 10,
+/// defect 3). A text frame is one JSON object (docs/protocol.md).
+#[tokio::test]
+async fn arrays_are_bad_json_not_commands() {
+    let server = TestServer::start(config()).await;
+    let (mut ws, _) = connect_rooms(server.addr).await;
+    send(&mut ws, Message::text(r#"["join","r","ada"]"#)).await;
+    expect_error(&mut ws, ErrorCode::BadJson, None).await;
+    // Not a member: the array did not join.
+    publish(&mut ws, "r", "x").await;
+    expect_error(&mut ws, ErrorCode::NotJoined, Some("r")).await;
+    join(&mut ws, "r", "ada").await;
+    send(&mut ws, Message::text(r#"["publish","r","x"]"#)).await;
+    expect_error(&mut ws, ErrorCode::BadJson, None).await;
+    send(&mut ws, Message::text(r#"["leave","r"]"#)).await;
+    expect_error(&mut ws, ErrorCode::BadJson, None).await;
+    // Still a member, and nothing was published by the arrays.
+    publish(&mut ws, "r", "object").await;
+    match next_server(&mut ws).await {
+        ServerMessage::Message { text, .. } => assert_eq!(text, "object"),
+        other => panic!("expected the message, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn repeated_abuse_ends_in_close_1008() {
     let mut config = config();

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -148,12 +149,12 @@ impl<'a> Session<'a> {
     ) -> Self {
         let config = &shared.config;
         let rooms = (service == Service::Rooms).then(|| {
-            let client = rooms::Client::new(Arc::clone(&shared.hub), rooms::Limits::new(config));
-            // Deliveries go straight to the socket while we are not
-            // writing (rooms::outbox).
-            let outbox = client.outbox();
-            outbox.share_socket(Arc::clone(ws.get_ref().socket()));
-            ws.get_mut().share_with(Arc::clone(outbox) as _);
+            // Deliveries go straight to the socket while we wait with
+            // nothing to write (wire::shared, rooms::outbox).
+            let socket = Some(Arc::clone(ws.get_ref().socket()));
+            let client =
+                rooms::Client::new(Arc::clone(&shared.hub), rooms::Limits::new(config), socket);
+            ws.get_mut().share_with(Arc::clone(client.outbox()) as _);
             Box::new(client)
         });
         Self {
@@ -232,6 +233,11 @@ impl<'a> Session<'a> {
             self.flush().await?;
         }
         loop {
+            if let Some(io) = rooms_io.as_ref() {
+                // Boxed, like `deliver`: rare, and inline it would grow
+                // every connection's future.
+                Box::pin(self.settle(&io.outbox)).await?;
+            }
             // Input comes before shutdown and keepalive: while messages
             // flow, those two futures are not polled at all (polling the
             // shutdown waiter takes a lock; together they were ~5% of the
@@ -420,14 +426,18 @@ impl<'a> Session<'a> {
     /// read and holds at most that much of our memory.
     async fn feed(&mut self, message: Message) -> Result<(), Ending> {
         let len = message.len();
-        if len >= DIRECT_WRITE_MIN {
-            if let Some((opcode, payload)) = data_frame(&message) {
-                return self.write_direct(opcode, payload).await;
+        let message = if len >= DIRECT_WRITE_MIN {
+            match data_frame(message) {
+                Ok((opcode, payload)) => return self.write_direct(opcode, payload).await,
+                Err(message) => message,
             }
-        }
+        } else {
+            message
+        };
         let counted = message.is_text() || message.is_binary();
         self.unflushed = true;
         if let Some(client) = &self.rooms {
+            // Deliveries queue behind our answers until they are written.
             client.outbox().hold();
         }
         match timeout(self.shared.config.write_timeout, self.ws.feed(message)).await {
@@ -446,13 +456,21 @@ impl<'a> Session<'a> {
     /// into tungstenite's write buffer), after flushing what tungstenite
     /// holds so frames leave in order. callgrind at 10 × 16 KiB echoes:
     /// 30.5k → 14.3k instructions per message.
-    async fn write_direct(&mut self, opcode: DataOpcode, payload: &[u8]) -> Result<(), Ending> {
-        if self.unflushed {
-            self.flush().await?;
-        }
+    async fn write_direct(&mut self, opcode: DataOpcode, payload: Bytes) -> Result<(), Ending> {
+        self.flush_tungstenite().await?;
+        let len = payload.len();
         let write = self.ws.get_mut().write_frame(opcode, payload);
         within_write_timeout(self.shared.config.write_timeout, write).await?;
-        self.traffic.sent(payload.len());
+        self.traffic.sent(len);
+        Ok(())
+    }
+
+    /// Flushes tungstenite if it may hold bytes: our own frames must not
+    /// overtake its, nor cut into one it has partly written.
+    async fn flush_tungstenite(&mut self) -> Result<(), Ending> {
+        if self.unflushed || self.ws.get_ref().owes() {
+            self.flush().await?;
+        }
         Ok(())
     }
 
@@ -557,11 +575,14 @@ async fn within_write_timeout(
     }
 }
 
-/// The opcode and payload of a data message, for [`Wire::write_frame`].
-fn data_frame(message: &Message) -> Option<(DataOpcode, &[u8])> {
+/// The opcode and payload of a data message, for [`Wire::write_frame`];
+/// any other message back.
+fn data_frame(message: Message) -> Result<(DataOpcode, Bytes), Message> {
     match message {
-        Message::Text(text) => Some((DataOpcode::Text, text.as_bytes())),
-        Message::Binary(bytes) => Some((DataOpcode::Binary, bytes)),
-        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => None,
+        Message::Text(text) => Ok((DataOpcode::Text, text.into())),
+        Message::Binary(bytes) => Ok((DataOpcode::Binary, bytes)),
+        other @ (Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_)) => {
+            Err(other)
+        }
     }
 }

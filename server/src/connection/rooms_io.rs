@@ -1,5 +1,6 @@
 //! The rooms side of a session (`/ws`): writing out what the hub queued
-//! for the client, and leaving the rooms when the connection ends. An
+//! for the client, giving the socket's turn back to the hub when there is
+//! nothing to write, and leaving the rooms when the connection ends. An
 //! echo session never gets here.
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::{Ending, MAX_BATCH, Session, within_write_timeout};
 use crate::rooms::Outbox;
-use crate::wire::{Frame, SharedWriter};
+use crate::wire::Frame;
 
 /// The outbox side of a rooms connection, for the session loop.
 pub(super) struct RoomsIo {
@@ -22,37 +23,34 @@ impl Session<'_> {
     /// Writes out what the hub queued for this rooms client, telling it
     /// first how many messages it missed, if any. A client too far behind
     /// (its outbox kicked) is closed with 1013, even while a write to it is
-    /// blocked on its full socket.
+    /// blocked on its full socket: the write is given up, and the Close
+    /// still follows only whole frames (the Wire finishes a cut frame
+    /// first, within the close timeout).
     ///
     /// The frames were encoded once by the hub and go out as they are, in
     /// one vectored write: no copy into tungstenite, no per-member framing.
     pub(super) async fn deliver(&mut self, io: &mut RoomsIo) -> Result<(), Ending> {
         let RoomsIo { outbox, batch } = io;
         let mut kicked = outbox.is_kicked();
-        // What tungstenite holds goes first. Flushing hands the socket
-        // back to the hub, so it comes before the take: taken frames must
-        // be written before the hub writes again. Biased, both: a write
-        // that completes at once (the usual case) never polls, and so
-        // never registers, the kick waiter.
-        if !kicked && self.unflushed {
+        // What tungstenite holds goes first. Biased, both: a write that
+        // completes at once (the usual case) never polls, and so never
+        // registers, the kick waiter.
+        if !kicked {
             kicked = tokio::select! {
                 biased;
-                result = self.flush() => { result?; false }
+                result = self.flush_tungstenite() => { result?; false }
                 () = outbox.kicked() => true,
             };
         }
         if !kicked {
             outbox.take_into(MAX_BATCH, batch);
-            if batch.is_empty() {
-                // Woken for nothing: the hub may write again.
-                outbox.hand_back();
-            } else {
-                kicked = tokio::select! {
-                    biased;
-                    result = self.write_frames(batch) => { result?; false }
-                    () = outbox.kicked() => true,
-                };
-            }
+            // Even with nothing taken: the rest of a frame the hub wrote
+            // partly is ours to finish.
+            kicked = tokio::select! {
+                biased;
+                result = self.write_frames(batch) => { result?; false }
+                () = outbox.kicked() => true,
+            };
         }
         batch.clear();
         if kicked {
@@ -66,12 +64,26 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Before the session waits: finishes a frame left partly written, and
+    /// gives the socket's turn to the hub if nothing else is owed (tungstenite
+    /// flushed, nothing queued), so deliveries go straight to the socket.
+    pub(super) async fn settle(&mut self, outbox: &Outbox) -> Result<(), Ending> {
+        if self.ws.get_ref().owes() && !self.unflushed {
+            // tungstenite's flush finishes our rest and its own buffer.
+            self.flush().await?;
+        }
+        if !self.unflushed && !self.ws.get_ref().owes() {
+            outbox.release();
+        }
+        Ok(())
+    }
+
     /// Writes encoded frames within the write timeout; tungstenite must
     /// hold nothing (see `deliver`).
     async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), Ending> {
         let write = self.ws.get_mut().write_frames(frames);
         within_write_timeout(self.shared.config.write_timeout, write).await?;
-        for frame in frames.iter().filter(|frame| frame.is_whole()) {
+        for frame in frames {
             self.traffic.sent(frame.payload_len());
         }
         Ok(())
@@ -85,10 +97,13 @@ impl Session<'_> {
     /// handshake: that can take the whole close timeout when the peer does
     /// not answer, and the room would list a member that is gone. Nothing
     /// may be delivered after our Close frame, and nothing is, since the
-    /// outbox is closed before the Close is written.
+    /// outbox is closed before the Close is written; a frame the hub left
+    /// partly written is finished before it.
     pub(super) fn leave_rooms(&mut self) {
         if let Some(client) = self.rooms.take() {
-            client.outbox().close();
+            if let Some(rest) = client.outbox().close() {
+                self.ws.get_mut().write_first(rest);
+            }
             let direct = client.outbox().sent();
             self.traffic.messages_out += direct.messages_out;
             self.traffic.bytes_out += direct.bytes_out;

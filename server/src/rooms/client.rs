@@ -10,6 +10,7 @@ use duplex_protocol::{
     ClientId, ClientMessage, ErrorCode, LeaveReason, Member, ServerMessage, VERSION, binary,
     decode_client,
 };
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::hub::{Hub, JoinError, frame, text};
@@ -93,11 +94,13 @@ impl Refusal {
 }
 
 impl Client {
-    pub(crate) fn new(hub: Arc<Hub>, limits: Limits) -> Self {
+    /// `socket`: the client's socket, which the hub may write to directly
+    /// when its turn allows (`wire::shared`).
+    pub(crate) fn new(hub: Arc<Hub>, limits: Limits, socket: Option<Arc<TcpStream>>) -> Self {
         Self {
             id: hub.next_id(),
             hub,
-            outbox: Arc::new(Outbox::new(limits.queue, limits.max_missed)),
+            outbox: Arc::new(Outbox::new(limits.queue, limits.max_missed, socket)),
             joined: HashMap::new(),
             errors: 0,
             limits,
@@ -179,6 +182,10 @@ impl Client {
                         format!("at most {} rooms per connection", self.limits.max_rooms),
                     ));
                 }
+                // From here the member can be sent the room's messages:
+                // `joined` goes first, so the hub writes nothing to us
+                // until it is written (issue 10, defect 5).
+                self.outbox.hold();
                 let (members, member_count) = self
                     .hub
                     .join(&room, self.id, &name, &self.outbox)

@@ -30,8 +30,12 @@ use tokio_tungstenite::tungstenite::Message;
 use super::outbox::Outbox;
 use crate::wire::Frame;
 
-/// Members a publish delivers to under one hold of the room's read lock
-/// (~1 ms of socket writes).
+/// Members a publish delivers to between two yields (~1-2 ms of socket
+/// writes on loopback). Their outboxes are collected under the room's read
+/// lock and written to after it is released, so a join or leave waits at
+/// most for the collection; between chunks the publisher yields, so other
+/// connections on its worker thread get a turn during a large fan-out
+/// (issue 10, defect 2: a 10,000-member publish held its worker ~80 ms).
 const PUBLISH_CHUNK: usize = 256;
 
 /// Every room of the server.
@@ -175,11 +179,12 @@ impl Hub {
     /// such room.
     ///
     /// Members are taken [`PUBLISH_CHUNK`] at a time, in id order, each
-    /// chunk under the read lock: a publish to 10,000 members writes to
-    /// 10,000 sockets (~40 ms), and a join or leave waiting for the write
-    /// lock that long would block its worker thread. Between chunks they
-    /// go in; a member that joins with a higher id gets the message, one
-    /// that leaves before its turn does not.
+    /// chunk collected under the read lock and written to after it: a
+    /// publish to 10,000 members writes to 10,000 sockets (~40-80 ms), and
+    /// neither a join waiting for the write lock nor the other connections
+    /// of the publisher's worker thread may wait that long. Between chunks
+    /// members come and go; a member that joins with a higher id gets the
+    /// message, one that leaves before its chunk does not.
     ///
     /// Publishes to one room take turns in the order they arrive, so the
     /// room's messages reach every member in one order; a publisher waits
@@ -188,32 +193,38 @@ impl Hub {
     pub(crate) async fn publish(&self, room: &str, frame: &Frame) -> Option<usize> {
         let room = Arc::clone(self.rooms().get(room)?);
         let _turn = room.turn.lock().await;
-        Some(room.deliver(frame))
+        Some(room.deliver(frame).await)
     }
 }
 
 impl Room {
-    /// Pushes `frame` to every member, [`PUBLISH_CHUNK`] at a time;
-    /// returns to how many.
-    fn deliver(&self, frame: &Frame) -> usize {
+    /// Pushes `frame` to every member, [`PUBLISH_CHUNK`] at a time,
+    /// yielding between chunks; returns to how many.
+    async fn deliver(&self, frame: &Frame) -> usize {
         let mut delivered = 0;
         let mut after = None;
+        let mut chunk: Vec<Arc<Outbox>> = Vec::with_capacity(PUBLISH_CHUNK);
         loop {
-            let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
-            let chunk = match after {
-                None => members.range(..),
-                Some(last) => members.range((Bound::Excluded(last), Bound::Unbounded)),
-            };
-            let mut taken = 0;
-            for (id, member) in chunk.take(PUBLISH_CHUNK) {
-                member.outbox.push(frame.clone());
-                after = Some(*id);
-                taken += 1;
+            {
+                let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+                let range = match after {
+                    None => members.range(..),
+                    Some(last) => members.range((Bound::Excluded(last), Bound::Unbounded)),
+                };
+                for (id, member) in range.take(PUBLISH_CHUNK) {
+                    chunk.push(Arc::clone(&member.outbox));
+                    after = Some(*id);
+                }
+            }
+            let taken = chunk.len();
+            for outbox in chunk.drain(..) {
+                outbox.push(frame.clone());
             }
             delivered += taken;
             if taken < PUBLISH_CHUNK {
                 return delivered;
             }
+            tokio::task::yield_now().await;
         }
     }
 }
@@ -272,7 +283,7 @@ mod tests {
     }
 
     fn outbox() -> Arc<Outbox> {
-        Arc::new(Outbox::new(16, 16))
+        Arc::new(Outbox::new(16, 16, None))
     }
 
     #[test]
@@ -308,18 +319,52 @@ mod tests {
         assert!(outboxes[0].take(10).messages.is_empty());
     }
 
-    #[test]
-    fn a_publish_reaches_every_member_of_a_room_larger_than_a_chunk() {
+    #[tokio::test]
+    async fn a_publish_reaches_every_member_of_a_room_larger_than_a_chunk() {
         let hub = Hub::new(0);
         let members = 2 * PUBLISH_CHUNK + 3;
         let outboxes: Vec<_> = (0..members).map(|_| outbox()).collect();
         for (id, outbox) in (1..).zip(&outboxes) {
             hub.join("r", id, "m", outbox).expect("join");
         }
-        assert_eq!(block_on(hub.publish("r", &Frame::text("x"))), Some(members));
+        assert_eq!(hub.publish("r", &Frame::text("x")).await, Some(members));
         for (i, outbox) in outboxes.iter().enumerate() {
             assert_eq!(outbox.take(10).messages.len(), 1, "member {i}");
         }
+    }
+
+    /// Defect 2 of issue 10: a large fan-out gives the other tasks of its
+    /// worker thread a turn between chunks, instead of holding the thread
+    /// for the whole room.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_large_publish_lets_other_tasks_run_between_chunks() {
+        let hub = Arc::new(Hub::new(0));
+        let members = 3 * PUBLISH_CHUNK;
+        let outboxes: Arc<Vec<_>> = Arc::new((0..members).map(|_| outbox()).collect());
+        for (id, outbox) in (1..).zip(outboxes.iter()) {
+            hub.join("r", id, "m", outbox).expect("join");
+        }
+        let publish = tokio::spawn({
+            let hub = Arc::clone(&hub);
+            async move { hub.publish("r", &Frame::text("x")).await }
+        });
+        // Runs after the publish task on this one thread: only if the
+        // publish yields does it run before the publish has finished.
+        let neighbour = tokio::spawn({
+            let outboxes = Arc::clone(&outboxes);
+            async move {
+                outboxes
+                    .iter()
+                    .filter(|outbox| !outbox.take(10).messages.is_empty())
+                    .count()
+            }
+        });
+        let seen = neighbour.await.expect("neighbour");
+        assert_eq!(publish.await.expect("publish"), Some(members));
+        assert!(
+            0 < seen && seen < members,
+            "the neighbour ran after {seen} of {members} deliveries"
+        );
     }
 
     #[test]

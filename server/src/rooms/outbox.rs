@@ -1,31 +1,30 @@
-//! One client's bounded queue of room messages, the slow-client policy, and
-//! the direct path to its socket.
+//! One client's bounded queue of room messages and the slow-client
+//! policy, beside its socket's turn.
 //!
 //! Publishers never wait on a receiver: [`Outbox::push`] only takes a short
 //! lock, so a client that stops reading cannot delay its room.
 //!
-//! **Direct writes.** When the client's session is not writing and nothing
-//! is queued, `push` writes the frame straight to the socket (one
-//! non-blocking system call) instead of queueing it and waking the session.
-//! At 10,000 members that saves 10,000 task wake-ups per publish: perf put
-//! the queue-and-wake path at ~7.6 µs per delivery on one core against
-//! ~3.9 µs for a bare loop of socket writes. The session takes the socket
-//! back before each write of its own ([`SharedWriter`]), and finishes
-//! first any frame `push` could only partly write, so frames never
-//! interleave; anything that cannot be written at once is queued as before,
-//! in order. When the
-//! queue is full the oldest message is dropped and counted; the client is
-//! told how many it missed before its next message. Once it has missed more
-//! than the configured threshold without catching up, the outbox is
-//! *kicked*: its session closes the connection with 1013.
+//! **Direct writes.** When the hub holds the socket's turn (the session
+//! waits with nothing to write, see `wire::shared`) and nothing is queued,
+//! `push` writes the frame straight to the socket (one non-blocking system
+//! call) instead of queueing it and waking the session. At 10,000 members
+//! that saves 10,000 task wake-ups per publish: perf put the queue-and-wake
+//! path at ~7.6 µs per delivery on one core against ~3.9 µs for a bare
+//! loop of socket writes. Anything that cannot be written at once is
+//! queued, in order, for the session to write.
+//!
+//! **Slow clients.** When the queue is full the oldest message is dropped
+//! and counted; the client is told how many it missed before its next
+//! message. Once it has missed more than the configured threshold without
+//! catching up, the outbox is *kicked*: its session closes the connection
+//! with 1013.
 
 use std::collections::VecDeque;
-use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Context, Poll, ready};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use duplex_protocol::ServerMessage;
 use futures_util::task::AtomicWaker;
 use tokio::net::TcpStream;
@@ -33,7 +32,8 @@ use tokio::sync::Notify;
 
 use super::hub::frame;
 use crate::stats::Traffic;
-use crate::wire::{Frame, SharedWriter};
+use crate::wire::Frame;
+use crate::wire::shared::{HubSend, Turn, TurnKeeper};
 
 /// A client's queue of messages from its rooms.
 #[derive(Debug)]
@@ -59,39 +59,28 @@ pub(crate) struct Outbox {
     capacity: usize,
     /// Missed messages that get the client closed (`--slow-client-missed`).
     max_missed: u64,
-    /// The client's socket, once its session shares it.
-    socket: OnceLock<Arc<TcpStream>>,
+    /// The client's socket, for direct writes; `None` in unit tests, where
+    /// every frame is queued.
+    socket: Option<Arc<TcpStream>>,
 }
 
 #[derive(Debug, Default)]
 struct State {
+    /// Who may write to the socket (`wire::shared`).
+    turn: Turn,
     queue: VecDeque<Frame>,
     /// Dropped since the session last took from the queue.
     missed: u64,
-    /// Whether the session holds the socket: it is writing, or has frames
-    /// to write. `push` writes directly only when it does not.
-    session_writes: bool,
-    /// The rest of a frame `push` wrote partly: the next bytes on the
-    /// wire, whoever writes next.
-    partial: Option<Bytes>,
-    /// Set when the session starts closing: nothing is written or queued
-    /// after its Close frame.
-    closed: bool,
     /// Messages `push` wrote directly, for the session's log line.
     sent: Traffic,
 }
 
 impl Outbox {
-    pub(crate) fn new(capacity: usize, max_missed: u64) -> Self {
+    pub(crate) fn new(capacity: usize, max_missed: u64, socket: Option<Arc<TcpStream>>) -> Self {
         Self {
             state: Mutex::new(State {
                 queue: VecDeque::with_capacity(capacity.min(16)),
-                missed: 0,
-                // Until it hands the socket over after its first write.
-                session_writes: true,
-                partial: None,
-                closed: false,
-                sent: Traffic::default(),
+                ..State::default()
             }),
             signal: AtomicBool::new(false),
             waker: AtomicWaker::new(),
@@ -99,14 +88,8 @@ impl Outbox {
             kick: Notify::new(),
             capacity,
             max_missed,
-            socket: OnceLock::new(),
+            socket,
         }
-    }
-
-    /// Lets `push` write to `socket` directly, between the session's
-    /// writes. Until then (and in unit tests) every frame is queued.
-    pub(crate) fn share_socket(&self, socket: Arc<TcpStream>) {
-        let _ = self.socket.set(socket);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -115,27 +98,34 @@ impl Outbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes `frame` to the socket if the session is not writing and
-    /// nothing is queued; otherwise queues it (a cheap clone of shared
-    /// bytes), dropping the oldest if the queue is full. Never waits.
+    /// Writes `frame` to the socket if the hub holds its turn and nothing
+    /// is queued; otherwise queues it (a cheap clone of shared bytes),
+    /// dropping the oldest if the queue is full. Never waits.
     pub(crate) fn push(&self, frame: Frame) {
         if self.is_kicked() {
             return;
         }
         let mut state = self.state();
-        if state.closed {
+        if state.turn.is_closed() {
             return;
         }
-        if !state.session_writes
-            && state.queue.is_empty()
-            && self.write_directly(&mut state, &frame)
+        if state.queue.is_empty()
+            && let Some(socket) = &self.socket
         {
-            if state.partial.is_some() {
-                // The socket is full: the session finishes the frame.
-                drop(state);
-                self.wake();
+            match state.turn.hub_send(socket, frame.bytes()) {
+                HubSend::Written => {
+                    state.sent.sent(frame.payload_len());
+                    return;
+                }
+                HubSend::Partial => {
+                    // The socket is full: the session writes the rest.
+                    state.sent.sent(frame.payload_len());
+                    drop(state);
+                    self.wake();
+                    return;
+                }
+                HubSend::NotNow => {}
             }
-            return;
         }
         if state.queue.len() >= self.capacity {
             state.queue.pop_front();
@@ -157,31 +147,6 @@ impl Outbox {
         self.wake();
     }
 
-    /// Writes `frame` to the socket without waiting; false if nothing could
-    /// be written (the socket is full, or failing: then the session's own
-    /// write waits for room, or meets the error and ends the connection).
-    /// What the socket could not take is left in `partial`, and the session
-    /// holds the socket until it has written it.
-    fn write_directly(&self, state: &mut State, frame: &Frame) -> bool {
-        let Some(socket) = self.socket.get() else {
-            return false;
-        };
-        let bytes = frame.bytes();
-        // Straight to send(2), not `try_write`: that first reads the
-        // runtime's readiness record, one more cache miss per member (perf:
-        // 10% of a 10,000-member fan-out). A stale readiness is harmless:
-        // the session's next write finds the socket full and waits.
-        let Ok(written) = socket2::SockRef::from(&**socket).send(bytes) else {
-            return false;
-        };
-        state.sent.sent(frame.payload_len());
-        if written < bytes.len() {
-            state.partial = Some(bytes.slice(written..));
-            state.session_writes = true;
-        }
-        true
-    }
-
     /// Tells the session to look, waking it unless a signal is pending
     /// already (then it has not looked yet and will see this push too).
     fn wake(&self) {
@@ -191,15 +156,12 @@ impl Outbox {
     }
 
     /// Moves what the session must write next into `into` (a buffer it
-    /// reuses, so taking allocates nothing): the rest of a partly written
-    /// frame, a `missed` notice if messages were dropped, then up to `max`
-    /// messages, oldest first. Returns how many were missed. The session
-    /// holds the socket from here until it hands it back; if more remain,
-    /// it is woken again for them.
+    /// reuses, so taking allocates nothing): a `missed` notice if messages
+    /// were dropped, then up to `max` messages, oldest first. Returns how
+    /// many were missed. The session holds the turn (it claimed it when it
+    /// woke); if more remain, it is woken again for them.
     pub(crate) fn take_into(&self, max: usize, into: &mut Vec<Frame>) -> u64 {
         let mut state = self.state();
-        state.session_writes = true;
-        into.extend(state.partial.take().map(Frame::rest));
         let missed = std::mem::take(&mut state.missed);
         if missed > 0 {
             into.push(frame(&ServerMessage::Missed { count: missed }));
@@ -231,20 +193,30 @@ impl Outbox {
         Poll::Pending
     }
 
-    /// The session has started buffering messages of its own (replies, in
-    /// tungstenite): deliveries queue behind them until it hands the socket
-    /// back, so a `joined` still buffered reaches the client before the
-    /// room's messages.
+    /// The session is about to buffer an answer that must reach the
+    /// client before any room message delivered after it (a `joined`):
+    /// deliveries queue until the session waits again ([`Turn::hold`]).
     pub(crate) fn hold(&self) {
-        self.state().session_writes = true;
+        self.state().turn.hold();
+    }
+
+    /// The session is about to wait with nothing to write: unless messages
+    /// are queued for it (then it has been woken for them), the hub may
+    /// write to the socket directly again.
+    pub(crate) fn release(&self) {
+        let mut state = self.state();
+        if state.queue.is_empty() && state.missed == 0 {
+            state.turn.release();
+        }
     }
 
     /// Stops deliveries for good: the session is closing the connection,
-    /// and no data frame may follow its Close.
-    pub(crate) fn close(&self) {
+    /// and no data frame may follow its Close. Returns the rest of a frame
+    /// the hub left partly written, which must precede the Close.
+    pub(crate) fn close(&self) -> Option<Bytes> {
         let mut state = self.state();
-        state.closed = true;
         state.queue.clear();
+        state.turn.close()
     }
 
     /// What `push` wrote directly, for the session's log line.
@@ -267,32 +239,9 @@ impl Outbox {
     }
 }
 
-impl SharedWriter for Outbox {
-    fn poll_take_over(&self, tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut state = self.state();
-        state.session_writes = true;
-        while let Some(rest) = state.partial.as_mut() {
-            match tcp.try_write(rest) {
-                Ok(written) if written == rest.len() => state.partial = None,
-                Ok(written) => rest.advance(written),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    // `push` leaves the socket alone meanwhile.
-                    drop(state);
-                    ready!(tcp.poll_write_ready(cx))?;
-                    state = self.state();
-                }
-                Err(error) => return Poll::Ready(Err(error)),
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    fn hand_back(&self) {
-        let mut state = self.state();
-        // Queued frames are the session's to write, in order, first.
-        if state.queue.is_empty() && state.partial.is_none() && state.missed == 0 {
-            state.session_writes = false;
-        }
+impl TurnKeeper for Outbox {
+    fn claim(&self) -> Option<Bytes> {
+        self.state().turn.claim()
     }
 }
 
@@ -316,7 +265,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_the_oldest_and_counts_them() {
-        let outbox = Outbox::new(2, 10);
+        let outbox = Outbox::new(2, 10, None);
         for i in 0..5 {
             outbox.push(Frame::text(&i.to_string()));
         }
@@ -331,7 +280,7 @@ mod tests {
 
     #[test]
     fn missing_more_than_the_threshold_kicks() {
-        let outbox = Outbox::new(1, 3);
+        let outbox = Outbox::new(1, 3, None);
         for i in 0..4 {
             outbox.push(Frame::text(&i.to_string()));
         }
@@ -355,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_push_wakes_the_waiting_session_once_and_is_never_missed() {
-        let outbox = Outbox::new(8, 8);
+        let outbox = Outbox::new(8, 8, None);
         let count = std::sync::Arc::new(Count(Default::default()));
         let waker = std::task::Waker::from(std::sync::Arc::clone(&count));
         let mut cx = Context::from_waker(&waker);
@@ -394,10 +343,9 @@ mod tests {
             .expect("connect");
         let (tcp, _) = listener.accept().await.expect("accept");
         let mut wire = crate::wire::Wire::new(tcp, 1024, &[]);
-        let outbox = Arc::new(Outbox::new(8, 8));
-        outbox.share_socket(Arc::clone(wire.socket()));
+        let outbox = Arc::new(Outbox::new(8, 8, Some(Arc::clone(wire.socket()))));
         wire.share_with(Arc::clone(&outbox) as _);
-        outbox.hand_back(); // the session's start-up writes are done
+        outbox.release(); // the session's start-up writes are done
 
         // The session writes a big frame until the socket is full.
         let big = vec![7u8; 64 << 20];
@@ -430,7 +378,7 @@ mod tests {
 
     #[test]
     fn catching_up_resets_the_count() {
-        let outbox = Outbox::new(1, 2);
+        let outbox = Outbox::new(1, 2, None);
         for round in 0..10 {
             outbox.push(Frame::text(&format!("{round}a")));
             outbox.push(Frame::text(&format!("{round}b")));

@@ -1,0 +1,285 @@
+//! The TCP stream under a WebSocket, with these additions.
+//!
+//! - It notes when bytes arrive. Liveness is about the peer sending anything
+//!   at all, and tungstenite only reports whole messages, so a slow
+//!   fragmented message or a large frame trickling in would otherwise look
+//!   like silence.
+//! - It reads ahead. tungstenite zero-fills its read buffer before every
+//!   read call (measured with callgrind: 74% of the server's instructions
+//!   at 20-byte echoes with an 8 KiB buffer), so we give it a small buffer,
+//!   [`FRAME_CHUNK`], and serve its reads from our own, filled by the kernel
+//!   without zeroing, up to `--read-buffer-size` per system call. That
+//!   buffer is kept while the peer is sending and released at the first
+//!   keepalive tick with no input, so an idle connection holds none.
+//! - It follows the frame boundaries in what it hands to tungstenite
+//!   ([`FrameScan`]), so the session can tell when tungstenite's codec
+//!   holds nothing and may be replaced, to give back the buffer a large
+//!   frame left behind.
+//! - It writes data frames itself ([`write`]): a room's encoded
+//!   deliveries, and large replies in one vectored system call instead of
+//!   a copy into tungstenite's write buffer (at 16 KiB echoes, those copies
+//!   were the largest cost left). Every write, tungstenite's too, first
+//!   finishes the rest of a frame left partly written, so a write given up
+//!   half way never leaves a cut frame behind.
+//! - Its socket can be shared with the rooms hub, which writes deliveries
+//!   straight to an idle member's socket; who may write when is the
+//!   socket's turn ([`shared`]), taken before each of our writes.
+
+mod frame;
+pub(crate) mod shared;
+mod tungstenite;
+mod write;
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+pub(crate) use frame::{DataOpcode, Frame};
+use shared::TurnKeeper;
+
+use crate::frame_scan::FrameScan;
+
+/// The read buffer tungstenite itself gets (`WebSocketConfig`'s
+/// `read_buffer_size`): what it zero-fills before each read call. Small,
+/// because zeroing is wasted work; large enough that a typical message is
+/// parsed in one or two calls. Messages bigger than this are read from
+/// [`Wire`]'s buffer in chunks of this size, without system calls.
+pub(crate) const FRAME_CHUNK: usize = 2 * 1024;
+
+/// Data frames at least this large are written by [`Wire::write_frame`]
+/// without the copy into tungstenite's buffer; smaller ones are cheaper to
+/// batch there with their neighbours.
+pub(crate) const DIRECT_WRITE_MIN: usize = 4 * 1024;
+
+/// A `TcpStream` that remembers whether it has read anything since the
+/// last [`Wire::take_heard`], reads ahead into a buffer of its own, and
+/// never leaves a frame cut short.
+#[derive(Debug)]
+pub(crate) struct Wire {
+    /// Shared with the hub, for a rooms connection.
+    tcp: Arc<TcpStream>,
+    /// Who keeps the socket's turn, when the socket is shared.
+    keeper: Option<Arc<dyn TurnKeeper>>,
+    /// The rest of a frame partly written (by us, or by the hub before we
+    /// took the turn): the next bytes on the wire, before anything else.
+    rest: VecDeque<Bytes>,
+    /// tungstenite wrote part of its buffer and holds the rest: it may have
+    /// a frame partly on the wire until it flushes (it flushes only once
+    /// its buffer is written).
+    tungstenite_owes: bool,
+    /// Bytes arrived since the last keepalive tick.
+    heard: bool,
+    /// Read from the socket, not yet handed to tungstenite. Allocated while
+    /// the peer sends (allocating it per read cost 10% of the instructions
+    /// per message in malloc and free); released when the peer goes quiet.
+    ahead: BytesMut,
+    /// Most bytes one socket read may bring in (`--read-buffer-size`).
+    read_size: usize,
+    /// Frame boundaries in the bytes handed to tungstenite so far.
+    scan: FrameScan,
+}
+
+impl Wire {
+    /// `early`: bytes the HTTP layer read past the upgrade request, the
+    /// start of the WebSocket stream.
+    pub(crate) fn new(tcp: TcpStream, read_size: usize, early: &[u8]) -> Self {
+        Self::on(Arc::new(tcp), read_size, BytesMut::from(early))
+    }
+
+    /// A Wire on the same socket, holding nothing, to stand in while this
+    /// one moves to a new codec ([`Wire::codec_worth_renewing`]).
+    pub(crate) fn stand_in(&self) -> Self {
+        Self::on(Arc::clone(&self.tcp), self.read_size, BytesMut::new())
+    }
+
+    fn on(tcp: Arc<TcpStream>, read_size: usize, ahead: BytesMut) -> Self {
+        Self {
+            tcp,
+            keeper: None,
+            rest: VecDeque::new(),
+            tungstenite_owes: false,
+            heard: false,
+            ahead,
+            read_size,
+            scan: FrameScan::default(),
+        }
+    }
+
+    /// Whether tungstenite's codec is worth replacing, and safe to replace
+    /// provided its last read found no whole frame and it has nothing
+    /// left to write: a large frame grew its read buffer (which it never
+    /// shrinks), and everything handed to it ends at a message boundary,
+    /// so that buffer holds no bytes and no message is half assembled.
+    pub(crate) fn codec_worth_renewing(&self) -> bool {
+        self.scan.saw_large_frame() && self.scan.at_message_boundary()
+    }
+
+    /// The codec was replaced: the frames seen so far are its concern no
+    /// more.
+    pub(crate) fn codec_renewed(&mut self) {
+        self.scan.reset_large();
+    }
+
+    /// The socket, for the hub to write to.
+    pub(crate) fn socket(&self) -> &Arc<TcpStream> {
+        &self.tcp
+    }
+
+    /// From now on the socket is shared: `keeper` keeps its turn.
+    pub(crate) fn share_with(&mut self, keeper: Arc<dyn TurnKeeper>) {
+        self.keeper = Some(keeper);
+    }
+
+    /// Takes the socket's turn, if it is shared: the hub writes nothing
+    /// until the session releases it, and the rest of a frame the hub left
+    /// partly written becomes ours to write first.
+    fn claim(&mut self) {
+        if let Some(rest) = self.keeper.as_ref().and_then(|keeper| keeper.claim()) {
+            self.rest.push_front(rest);
+        }
+    }
+
+    /// Takes a rest the turn handed over another way (on close).
+    pub(crate) fn write_first(&mut self, rest: Bytes) {
+        self.rest.push_front(rest);
+    }
+
+    /// Whether part of a frame is on the wire and its rest is still to be
+    /// written, by us or by tungstenite: nobody else may write meanwhile.
+    pub(crate) fn owes(&self) -> bool {
+        !self.rest.is_empty() || self.tungstenite_owes
+    }
+
+    /// Whether bytes arrived since the last call (once per keepalive
+    /// tick). A quiet connection gives its read-ahead buffer back.
+    pub(crate) fn take_heard(&mut self) -> bool {
+        let heard = std::mem::take(&mut self.heard);
+        if !heard && self.ahead.is_empty() {
+            self.ahead = BytesMut::new();
+        }
+        heard
+    }
+
+    /// Ready when a read would find input: bytes read ahead, or a socket
+    /// the runtime knows to be readable; otherwise the task is woken when
+    /// the socket becomes readable.
+    pub(crate) fn poll_input_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.ahead.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        self.tcp.poll_read_ready(cx)
+    }
+
+    /// Whether a read would find input right now: bytes read ahead, or a
+    /// socket the runtime knows to be readable. Costs no system call; used
+    /// to decide whether to look for another message before flushing.
+    pub(crate) fn input_pending(&self) -> bool {
+        self.poll_input_ready(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    }
+}
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.ahead.is_empty() {
+            this.ahead.reserve(this.read_size);
+            // Into the uninitialised spare capacity: no zeroing.
+            let read = poll_io(&this.tcp, cx, TcpStream::poll_read_ready, |tcp| {
+                tcp.try_read_buf(&mut this.ahead)
+            });
+            match ready!(read)? {
+                0 => return Poll::Ready(Ok(())), // end of stream
+                _ => this.heard = true,
+            }
+        }
+        let n = this.ahead.len().min(buf.remaining());
+        this.scan.feed(&this.ahead[..n]);
+        buf.put_slice(&this.ahead[..n]);
+        this.ahead.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// tungstenite's writes: after the rest of any cut frame, straight to the
+/// socket. tungstenite keeps what the socket did not take and writes it
+/// next; until it flushes, it may owe part of a frame ([`Wire::owes`]).
+impl AsyncWrite for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_write_rest(cx))?;
+        let written = ready!(poll_io(&this.tcp, cx, TcpStream::poll_write_ready, |tcp| {
+            tcp.try_write(buf)
+        }))?;
+        this.tungstenite_owes |= written < buf.len();
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_write_rest(cx))?;
+        let written = ready!(poll_io(&this.tcp, cx, TcpStream::poll_write_ready, |tcp| {
+            tcp.try_write_vectored(bufs)
+        }))?;
+        let total: usize = bufs.iter().map(|buf| buf.len()).sum();
+        this.tungstenite_owes |= written < total;
+        Poll::Ready(Ok(written))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    /// TCP has nothing to flush. tungstenite calls this only once its whole
+    /// buffer is written (`tungstenite_behaviour`), so it owes nothing now.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_write_rest(cx))?;
+        this.tungstenite_owes = false;
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_write_rest(cx))?;
+        // The socket is shared, so no `&mut TcpStream` to call its own.
+        let socket = socket2::SockRef::from(&*this.tcp);
+        Poll::Ready(socket.shutdown(std::net::Shutdown::Write))
+    }
+}
+
+/// One non-blocking operation on the shared socket, retried until it does
+/// not report `WouldBlock` (readiness is cleared by the failed attempt, so
+/// the retry waits for the next readiness event).
+fn poll_io<T>(
+    tcp: &TcpStream,
+    cx: &mut Context<'_>,
+    poll_ready: fn(&TcpStream, &mut Context<'_>) -> Poll<io::Result<()>>,
+    mut operation: impl FnMut(&TcpStream) -> io::Result<T>,
+) -> Poll<io::Result<T>> {
+    loop {
+        ready!(poll_ready(tcp, cx))?;
+        match operation(tcp) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return Poll::Ready(result),
+        }
+    }
+}
