@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use duplex_protocol::frame::{self, Header, OpCode, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
@@ -12,14 +13,15 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 
 use crate::error::ClientError;
 use crate::target::Target;
-use crate::ws::frame::{self, MaskKeys, OpCode};
 use crate::ws::handshake;
+use crate::ws::mask::MaskKeys;
 
 /// Smallest read buffer: enough for the handshake response and small frames.
 const MIN_READ_BUFFER: usize = 512;
 
-/// Largest message reassembled from fragments; the generator's own messages
-/// are far smaller, so a bigger one is a broken echo.
+/// Largest message received, in one frame or reassembled from fragments;
+/// the generator's own messages are far smaller, so a bigger one is a
+/// broken echo.
 const MAX_MESSAGE: usize = 64 << 20;
 
 /// Where a received message's payload lies: in the read buffer (one frame,
@@ -75,15 +77,21 @@ impl Reader {
     async fn next_event<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<Event, ClientError> {
         loop {
             let available = &self.buf[self.start..self.end];
-            let Some(header) = frame::parse_header(available)? else {
+            let Some((header, header_len)) = Header::parse(available) else {
                 self.fill(io, frame::MAX_HEADER_LEN).await?;
                 continue;
             };
-            if available.len() < header.frame_len() {
-                self.fill(io, header.frame_len()).await?;
+            let header = header.validate(Role::Server)?;
+            // Refused before `fill` would try to make room for it.
+            if header.payload_len > MAX_MESSAGE {
+                return Err(frame::FrameError::LengthOverflow.into());
+            }
+            let frame_len = header_len + header.payload_len;
+            if available.len() < frame_len {
+                self.fill(io, frame_len).await?;
                 continue;
             }
-            let start = self.start + header.header_len;
+            let start = self.start + header_len;
             let end = start + header.payload_len;
             // The payload stays readable until the next `fill`, which
             // rewinds to the front once everything is consumed: in steady
@@ -191,7 +199,8 @@ impl Writer {
         payload: &[u8],
     ) -> Result<(), ClientError> {
         self.buf.clear();
-        frame::encode_frame(&mut self.buf, opcode, payload, self.keys.next_key());
+        let header = Header::new(opcode, payload.len() as u64).masked(self.keys.next_key());
+        frame::encode_frame(&mut self.buf, &header, payload);
         io.write_all(&self.buf).await?;
         Ok(())
     }
