@@ -410,10 +410,13 @@ mod tests {
     use super::*;
 
     /// Unmasked server frames, as a server would send them.
-    fn server_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        assert!(payload.len() < 126);
-        let mut out = vec![first, payload.len() as u8];
-        out.extend_from_slice(payload);
+    fn server_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let header = Header {
+            fin,
+            ..Header::new(opcode, payload.len() as u64)
+        };
+        let mut out = Vec::new();
+        frame::encode_frame(&mut out, &header, payload);
         out
     }
 
@@ -438,11 +441,11 @@ mod tests {
 
     #[tokio::test]
     async fn frames_split_across_reads_are_reassembled() {
-        let mut wire = server_frame(0x82, b"hello");
-        wire.extend(server_frame(0x89, b"p"));
-        wire.extend(server_frame(0x01, b"frag"));
-        wire.extend(server_frame(0x80, b"ment"));
-        wire.extend(server_frame(0x88, &1001_u16.to_be_bytes()));
+        let mut wire = server_frame(true, OpCode::Binary, b"hello");
+        wire.extend(server_frame(true, OpCode::Ping, b"p"));
+        wire.extend(server_frame(false, OpCode::Text, b"frag"));
+        wire.extend(server_frame(true, OpCode::Continuation, b"ment"));
+        wire.extend(server_frame(true, OpCode::Close, &1001_u16.to_be_bytes()));
         // One byte per read: every partial state is exercised.
         let mut io = Wire {
             bytes: &wire,
@@ -475,10 +478,8 @@ mod tests {
     #[tokio::test]
     async fn a_frame_larger_than_the_buffer_grows_it() {
         let payload = vec![7; 70_000];
-        let mut wire = vec![0x82, 127];
-        wire.extend_from_slice(&(payload.len() as u64).to_be_bytes());
-        wire.extend_from_slice(&payload);
-        wire.extend(server_frame(0x82, b"next"));
+        let mut wire = server_frame(true, OpCode::Binary, &payload);
+        wire.extend(server_frame(true, OpCode::Binary, b"next"));
         let mut io = Wire {
             bytes: &wire,
             chunk: 4096,
@@ -495,9 +496,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_frame_over_the_message_limit_is_refused_from_its_header() {
+        // Only the header: the reader must not wait for (or make room for)
+        // a payload the server announces but a broken echo never sends.
+        let header = Header::new(OpCode::Binary, MAX_MESSAGE as u64 + 1);
+        let mut wire = [0; frame::MAX_HEADER_LEN];
+        let used = header.encode(&mut wire);
+        let mut io = Wire {
+            bytes: &wire[..used],
+            chunk: 64,
+        };
+        let mut reader = Reader::new(0);
+        assert!(matches!(
+            reader.next_event(&mut io).await,
+            Err(ClientError::Protocol(frame::FrameError::LengthOverflow))
+        ));
+    }
+
+    #[tokio::test]
     async fn interleaved_data_during_a_fragmented_message_is_refused() {
-        let mut wire = server_frame(0x02, b"a");
-        wire.extend(server_frame(0x82, b"b"));
+        let mut wire = server_frame(false, OpCode::Binary, b"a");
+        wire.extend(server_frame(true, OpCode::Binary, b"b"));
         let mut io = Wire {
             bytes: &wire,
             chunk: 64,
