@@ -7,7 +7,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
 use duplex_bench::payload::Payload;
-use duplex_bench::ws::frame::{OpCode, apply_mask, encode_frame, parse_header};
+use duplex_protocol::frame::{Header, OpCode, Role, apply_mask, encode_frame};
 use std::hint::black_box;
 
 /// The payload sizes of the comparison's configurations.
@@ -22,23 +22,21 @@ fn message_cycle(c: &mut Criterion) {
         let mut payload = Payload::new(7, size);
         let mut out = Vec::with_capacity(size + 14);
         let mut echo = Vec::new();
-        encode_frame(&mut echo, OpCode::Binary, payload.bytes(), [0; 4]);
-        echo[1] &= 0x7F; // a server frame: no mask bit
-        echo.drain(echo.len() - size - 4..echo.len() - size); // no key
+        let server_header = Header::new(OpCode::Binary, size as u64);
+        encode_frame(&mut echo, &server_header, payload.bytes());
         let mut seq = 0_u64;
         group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
             b.iter(|| {
                 seq += 1;
                 out.clear();
                 let message = payload.stamp(0, 0);
-                encode_frame(
-                    &mut out,
-                    OpCode::Binary,
-                    message,
-                    (seq as u32).to_ne_bytes(),
-                );
-                let header = parse_header(black_box(&echo)).ok().flatten();
-                let start = header.map_or(0, |h| h.header_len);
+                let header = Header::new(OpCode::Binary, message.len() as u64)
+                    .masked((seq as u32).to_ne_bytes());
+                encode_frame(&mut out, &header, message);
+                // Parse and check, as the client's reader does.
+                let start = Header::parse(black_box(&echo))
+                    .filter(|(header, _)| header.validate(Role::Server).is_ok())
+                    .map_or(0, |(_, used)| used);
                 black_box(payload.verify(&echo[start..]).is_ok())
             });
         });

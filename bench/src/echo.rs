@@ -30,8 +30,8 @@ use crate::payload::{Mismatch, Payload, TIMED_LEN};
 use crate::procfs::{CpuMeter, Process};
 use crate::record::{CpuUse, Mode, RunRecord, human_count};
 use crate::stats::Recorder;
-use crate::ws::frame::OpCode;
 use crate::ws::{Client, Message};
+use duplex_protocol::frame::OpCode;
 
 /// How long a connection waits for the server's Close frame at the end.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);

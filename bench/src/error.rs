@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::payload::Mismatch;
-use crate::ws::frame::FrameError;
+use duplex_protocol::frame::FrameError;
 
 /// What ended one connection early. Each connection stops at its first
 /// error and is not reopened, so the counts are connections, not retries.

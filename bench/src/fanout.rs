@@ -23,7 +23,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::error::ClientError;
 use crate::target::Target;
 use crate::ws::Client;
-use crate::ws::frame::OpCode;
+use duplex_protocol::frame::OpCode;
 
 /// Bytes of the measurement header at the start of every payload:
 /// scheduled send time (u64), publisher index (u32), sequence (u64).

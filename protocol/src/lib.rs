@@ -7,9 +7,13 @@
 //! ([`ClientMessage`], [`ServerMessage`]); binary payloads travel in binary
 //! frames behind a small header ([`binary`]). `docs/protocol.md` lists every
 //! message with an example.
+//!
+//! Below the messages, [`frame`] is the one WebSocket frame header codec
+//! (RFC 6455 §5.2) that the server, its tests and the load generator share.
 
 pub mod binary;
 mod error;
+pub mod frame;
 mod message;
 
 pub use error::{BinaryError, DecodeError, ErrorCode};

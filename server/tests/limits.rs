@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{Client, RawClient, TestServer, connect, expect_close, op};
+use common::{Client, RawClient, TestServer, connect, expect_close};
+use duplex_protocol::frame::{Header, MAX_HEADER_LEN};
 use duplex_server::Config;
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -78,10 +79,10 @@ async fn huge_announced_length_gets_1009_before_any_payload() {
     let mut raw = RawClient::connect(server.addr, "/echo").await;
     // A header announcing 1 GiB, and no payload: the server must answer
     // from the header alone instead of waiting for (or buffering) the data.
-    let mut header = vec![0x80 | op::BINARY, 0x80 | 127];
-    header.extend_from_slice(&(1u64 << 30).to_be_bytes());
-    header.extend_from_slice(&common::MASK);
-    raw.send(&header).await;
+    let header = Header::new(duplex_protocol::frame::OpCode::Binary, 1 << 30).masked(common::MASK);
+    let mut bytes = [0; MAX_HEADER_LEN];
+    let used = header.encode(&mut bytes);
+    raw.send(&bytes[..used]).await;
     raw.expect_close(TOO_BIG.0, TOO_BIG.1).await;
 }
 

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use duplex_protocol::frame::{self, Header, OpCode, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
@@ -12,14 +13,15 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 
 use crate::error::ClientError;
 use crate::target::Target;
-use crate::ws::frame::{self, MaskKeys, OpCode};
 use crate::ws::handshake;
+use crate::ws::mask::MaskKeys;
 
 /// Smallest read buffer: enough for the handshake response and small frames.
 const MIN_READ_BUFFER: usize = 512;
 
-/// Largest message reassembled from fragments; the generator's own messages
-/// are far smaller, so a bigger one is a broken echo.
+/// Largest message received, in one frame or reassembled from fragments;
+/// the generator's own messages are far smaller, so a bigger one is a
+/// broken echo.
 const MAX_MESSAGE: usize = 64 << 20;
 
 /// Where a received message's payload lies: in the read buffer (one frame,
@@ -75,15 +77,21 @@ impl Reader {
     async fn next_event<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<Event, ClientError> {
         loop {
             let available = &self.buf[self.start..self.end];
-            let Some(header) = frame::parse_header(available)? else {
+            let Some((header, header_len)) = Header::parse(available) else {
                 self.fill(io, frame::MAX_HEADER_LEN).await?;
                 continue;
             };
-            if available.len() < header.frame_len() {
-                self.fill(io, header.frame_len()).await?;
+            let header = header.validate(Role::Server)?;
+            // Refused before `fill` would try to make room for it.
+            if header.payload_len > MAX_MESSAGE {
+                return Err(frame::FrameError::LengthOverflow.into());
+            }
+            let frame_len = header_len + header.payload_len;
+            if available.len() < frame_len {
+                self.fill(io, frame_len).await?;
                 continue;
             }
-            let start = self.start + header.header_len;
+            let start = self.start + header_len;
             let end = start + header.payload_len;
             // The payload stays readable until the next `fill`, which
             // rewinds to the front once everything is consumed: in steady
@@ -191,7 +199,8 @@ impl Writer {
         payload: &[u8],
     ) -> Result<(), ClientError> {
         self.buf.clear();
-        frame::encode_frame(&mut self.buf, opcode, payload, self.keys.next_key());
+        let header = Header::new(opcode, payload.len() as u64).masked(self.keys.next_key());
+        frame::encode_frame(&mut self.buf, &header, payload);
         io.write_all(&self.buf).await?;
         Ok(())
     }
@@ -401,10 +410,13 @@ mod tests {
     use super::*;
 
     /// Unmasked server frames, as a server would send them.
-    fn server_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        assert!(payload.len() < 126);
-        let mut out = vec![first, payload.len() as u8];
-        out.extend_from_slice(payload);
+    fn server_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let header = Header {
+            fin,
+            ..Header::new(opcode, payload.len() as u64)
+        };
+        let mut out = Vec::new();
+        frame::encode_frame(&mut out, &header, payload);
         out
     }
 
@@ -429,11 +441,11 @@ mod tests {
 
     #[tokio::test]
     async fn frames_split_across_reads_are_reassembled() {
-        let mut wire = server_frame(0x82, b"hello");
-        wire.extend(server_frame(0x89, b"p"));
-        wire.extend(server_frame(0x01, b"frag"));
-        wire.extend(server_frame(0x80, b"ment"));
-        wire.extend(server_frame(0x88, &1001_u16.to_be_bytes()));
+        let mut wire = server_frame(true, OpCode::Binary, b"hello");
+        wire.extend(server_frame(true, OpCode::Ping, b"p"));
+        wire.extend(server_frame(false, OpCode::Text, b"frag"));
+        wire.extend(server_frame(true, OpCode::Continuation, b"ment"));
+        wire.extend(server_frame(true, OpCode::Close, &1001_u16.to_be_bytes()));
         // One byte per read: every partial state is exercised.
         let mut io = Wire {
             bytes: &wire,
@@ -466,10 +478,8 @@ mod tests {
     #[tokio::test]
     async fn a_frame_larger_than_the_buffer_grows_it() {
         let payload = vec![7; 70_000];
-        let mut wire = vec![0x82, 127];
-        wire.extend_from_slice(&(payload.len() as u64).to_be_bytes());
-        wire.extend_from_slice(&payload);
-        wire.extend(server_frame(0x82, b"next"));
+        let mut wire = server_frame(true, OpCode::Binary, &payload);
+        wire.extend(server_frame(true, OpCode::Binary, b"next"));
         let mut io = Wire {
             bytes: &wire,
             chunk: 4096,
@@ -486,9 +496,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_frame_over_the_message_limit_is_refused_from_its_header() {
+        // Only the header: the reader must not wait for (or make room for)
+        // a payload the server announces but a broken echo never sends.
+        let header = Header::new(OpCode::Binary, MAX_MESSAGE as u64 + 1);
+        let mut wire = [0; frame::MAX_HEADER_LEN];
+        let used = header.encode(&mut wire);
+        let mut io = Wire {
+            bytes: &wire[..used],
+            chunk: 64,
+        };
+        let mut reader = Reader::new(0);
+        assert!(matches!(
+            reader.next_event(&mut io).await,
+            Err(ClientError::Protocol(frame::FrameError::LengthOverflow))
+        ));
+    }
+
+    #[tokio::test]
     async fn interleaved_data_during_a_fragmented_message_is_refused() {
-        let mut wire = server_frame(0x02, b"a");
-        wire.extend(server_frame(0x82, b"b"));
+        let mut wire = server_frame(false, OpCode::Binary, b"a");
+        wire.extend(server_frame(true, OpCode::Binary, b"b"));
         let mut io = Wire {
             bytes: &wire,
             chunk: 64,

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 pub mod rooms;
 
+use duplex_protocol::frame::{self, Header, OpCode};
 use duplex_server::{Config, Error};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,14 +39,17 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// Interval between two polls of `/healthz` while waiting for a count.
 pub const POLL: Duration = Duration::from_millis(10);
 
-/// Opcodes of RFC 6455, section 5.2, for the raw client.
+/// Opcodes of RFC 6455, section 5.2, for the raw client, as wire values:
+/// it also sends the reserved ones.
 pub mod op {
-    pub const CONTINUATION: u8 = 0x0;
-    pub const TEXT: u8 = 0x1;
-    pub const BINARY: u8 = 0x2;
-    pub const CLOSE: u8 = 0x8;
-    pub const PING: u8 = 0x9;
-    pub const PONG: u8 = 0xA;
+    use duplex_protocol::frame::OpCode;
+
+    pub const CONTINUATION: u8 = OpCode::Continuation.bits();
+    pub const TEXT: u8 = OpCode::Text.bits();
+    pub const BINARY: u8 = OpCode::Binary.bits();
+    pub const CLOSE: u8 = OpCode::Close.bits();
+    pub const PING: u8 = OpCode::Ping.bits();
+    pub const PONG: u8 = OpCode::Pong.bits();
 }
 
 /// A configuration for tests: the defaults, with timeouts long enough never
@@ -311,27 +315,15 @@ pub fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Encodes one frame exactly as told: RSV bits, opcode, mask or none.
 pub fn encode(fin: bool, rsv: u8, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push(u8::from(fin) << 7 | (rsv & 0b111) << 4 | (opcode & 0x0f));
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
-        len @ 0..=125 => out.push(mask_bit | len as u8),
-        len @ 126..=0xffff => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    match mask {
-        Some(mask) => {
-            out.extend_from_slice(&mask);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        }
-        None => out.extend_from_slice(payload),
-    }
+    let header = Header {
+        fin,
+        rsv,
+        opcode_bits: opcode,
+        mask,
+        ..Header::new(OpCode::Binary, payload.len() as u64)
+    };
+    let mut out = Vec::new();
+    frame::encode_frame(&mut out, &header, payload);
     out
 }
 
@@ -471,47 +463,25 @@ impl RawClient {
     }
 }
 
-/// Parses one server frame at the start of `buffer`: the frame and the
-/// bytes it used, or `None` if it is not all there yet.
+/// Parses one server frame at the start of `buffer`, whatever it breaks
+/// (the tests check that themselves): the frame and the bytes it used, or
+/// `None` if it is not all there yet.
 fn parse(buffer: &[u8]) -> Option<(RawFrame, usize)> {
-    let [first, second, ..] = *buffer else {
-        return None;
-    };
-    let masked = second & 0x80 != 0;
-    let (len, mut at) = match second & 0x7f {
-        126 => (
-            u16::from_be_bytes(buffer.get(2..4)?.try_into().ok()?) as usize,
-            4,
-        ),
-        127 => (
-            usize::try_from(u64::from_be_bytes(buffer.get(2..10)?.try_into().ok()?))
-                .expect("frame length fits usize"),
-            10,
-        ),
-        len => (usize::from(len), 2),
-    };
-    let mask: Option<[u8; 4]> = if masked {
-        let mask = buffer.get(at..at + 4)?.try_into().ok()?;
-        at += 4;
-        Some(mask)
-    } else {
-        None
-    };
-    let mut payload = buffer.get(at..at + len)?.to_vec();
-    if let Some(mask) = mask {
-        payload
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, b)| *b ^= mask[i % 4]);
+    let (header, at) = Header::parse(buffer)?;
+    let len = usize::try_from(header.payload_len).expect("frame length fits usize");
+    let end = at.checked_add(len).expect("frame length fits usize");
+    let mut payload = buffer.get(at..end)?.to_vec();
+    if let Some(mask) = header.mask {
+        frame::apply_mask(&mut payload, mask);
     }
     let frame = RawFrame {
-        fin: first & 0x80 != 0,
-        rsv: (first >> 4) & 0b111,
-        opcode: first & 0x0f,
-        masked,
+        fin: header.fin,
+        rsv: header.rsv,
+        opcode: header.opcode_bits,
+        masked: header.mask.is_some(),
         payload,
     };
-    Some((frame, at + len))
+    Some((frame, end))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
