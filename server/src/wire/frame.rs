@@ -5,35 +5,25 @@
 //! one buffer to each member (a clone is a reference count).
 
 use bytes::{Bytes, BytesMut};
+use duplex_protocol::frame::{Header, MAX_HEADER_LEN, OpCode};
 
 /// The opcode of a data frame (RFC 6455, section 5.2).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum DataOpcode {
-    Text = 0x1,
-    Binary = 0x2,
+    Text,
+    Binary,
 }
 
 /// The header of a whole, unfragmented, unmasked data frame (the server
-/// side of RFC 6455, section 5.2) and how many of its bytes are used.
-pub(super) fn frame_header(opcode: DataOpcode, len: usize) -> ([u8; 10], usize) {
-    let mut header = [0u8; 10];
-    header[0] = 0x80 | opcode as u8; // FIN, no RSV bits
-    let used = match len {
-        0..=125 => {
-            header[1] = len as u8;
-            2
-        }
-        126..=0xffff => {
-            header[1] = 126;
-            header[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-            4
-        }
-        _ => {
-            header[1] = 127;
-            header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-            10
-        }
+/// side of RFC 6455, section 5.2) and how many of its bytes are used,
+/// encoded by the one frame codec (`duplex_protocol::frame`).
+pub(super) fn frame_header(opcode: DataOpcode, len: usize) -> ([u8; MAX_HEADER_LEN], usize) {
+    let opcode = match opcode {
+        DataOpcode::Text => OpCode::Text,
+        DataOpcode::Binary => OpCode::Binary,
     };
+    let mut header = [0u8; MAX_HEADER_LEN];
+    let used = Header::new(opcode, len as u64).encode(&mut header);
     (header, used)
 }
 
