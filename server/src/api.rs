@@ -18,10 +18,10 @@ use tracing::info;
 
 use crate::http::{Body, json, method_not_allowed, text};
 use crate::rooms;
-use crate::server::Shared;
+use crate::state::AppState;
 
 /// The answer to a request under `/api/`.
-pub(crate) async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
+pub(crate) async fn handle(request: Request<Incoming>, shared: &AppState) -> Response<Body> {
     let path = request.uri().path().to_owned();
     // Once: `/api//api/rooms` is not `/api/rooms` (issue 10, defect 4).
     let Some(rest) = path.strip_prefix("/api/") else {
@@ -65,7 +65,7 @@ struct Pushed<'a> {
 }
 
 /// `POST /api/rooms/{room}/messages`.
-async fn push(request: Request<Incoming>, room: &str, shared: &Shared) -> Response<Body> {
+async fn push(request: Request<Incoming>, room: &str, shared: &AppState) -> Response<Body> {
     let Some(expected) = &shared.config.push_token else {
         return text(
             StatusCode::FORBIDDEN,

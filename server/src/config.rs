@@ -2,7 +2,8 @@
 //!
 //! `Config` is both the library's configuration and the binary's command
 //! line (through `clap::Args`), so a default is written once and the
-//! `--help` text is the documentation.
+//! `--help` text is the documentation. The tuning constants below are the
+//! few sizes that are not options; this module depends on no other.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +12,20 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::error::ConfigError;
+/// The read buffer tungstenite itself gets (`WebSocketConfig`'s
+/// `read_buffer_size`): what it zero-fills before each read call
+/// (`wire::tungstenite`). Small, because zeroing is wasted work; large
+/// enough that a typical message is parsed in one or two calls. Messages
+/// bigger than this are read from the Wire's read-ahead in chunks of this
+/// size, without system calls. Tried: 1 KiB and 512 B cost more
+/// instructions at 16 KiB messages than they saved at 20 B (docs/bench.md).
+pub(crate) const FRAME_CHUNK: usize = 2 * 1024;
+
+/// Bytes of replies queued before tungstenite writes them to the socket
+/// without waiting for the end of the batch (`write_buffer_size`). Large
+/// enough for a batch of small replies to go out in one system call,
+/// small enough to keep the per-connection buffer modest.
+pub(crate) const WRITE_BATCH: usize = 64 * 1024;
 
 /// Server configuration. Build one with [`Config::default`] and adjust the
 /// fields, or parse it from the command line.
@@ -256,7 +270,7 @@ impl Config {
         }
         // tungstenite counts whole frames (header included) against this
         // bound, on top of up to one write batch already queued.
-        let needed = self.max_message_size + crate::connection::WRITE_BATCH + MAX_FRAME_HEADER;
+        let needed = self.max_message_size + WRITE_BATCH + MAX_FRAME_HEADER;
         if self.max_outbound_buffer < needed {
             return Err(ConfigError::OutboundTooSmall {
                 outbound: self.max_outbound_buffer,
@@ -286,9 +300,9 @@ impl Config {
     /// The tungstenite settings derived from this configuration.
     pub(crate) fn websocket(&self) -> WebSocketConfig {
         WebSocketConfig::default()
-            .read_buffer_size(crate::wire::FRAME_CHUNK)
+            .read_buffer_size(FRAME_CHUNK)
             // Replies are batched up to this, then flushed once per batch.
-            .write_buffer_size(crate::connection::WRITE_BATCH)
+            .write_buffer_size(WRITE_BATCH)
             .max_write_buffer_size(self.max_outbound_buffer)
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_frame_size))
@@ -377,4 +391,49 @@ mod tests {
         };
         assert_eq!(config.validate(), Err(ConfigError::Zero("max-connections")));
     }
+}
+
+/// A configuration value that cannot work, alone or with another one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A size, count or duration that must be positive is zero.
+    #[error("--{0} must be greater than zero")]
+    Zero(&'static str),
+    /// A frame can never be larger than the message it is part of.
+    #[error("--max-frame-size ({frame} bytes) exceeds --max-message-size ({message} bytes)")]
+    FrameLargerThanMessage {
+        /// The configured maximum frame size.
+        frame: usize,
+        /// The configured maximum message size.
+        message: usize,
+    },
+    /// The outbound bound must hold one maximum-size message (with its frame
+    /// header) on top of a queued write batch.
+    #[error(
+        "--max-outbound-buffer ({outbound} bytes) must be at least {needed} bytes: one message of --max-message-size plus the 64 KiB write batch and a frame header"
+    )]
+    OutboundTooSmall {
+        /// The configured outbound buffer bound.
+        outbound: usize,
+        /// The smallest bound that works with the configured message size.
+        needed: usize,
+    },
+    /// A connection would be declared dead before it is ever pinged.
+    #[error("--idle-timeout ({idle:?}) must be longer than --ping-interval ({ping:?})")]
+    IdleNotAbovePing {
+        /// The configured idle timeout.
+        idle: Duration,
+        /// The configured ping interval.
+        ping: Duration,
+    },
+    /// `--ui-dir` must hold a built UI (run `trunk build --release`).
+    #[error("--ui-dir {0:?} has no index.html: build the UI first (trunk build --release)")]
+    UiDirWithoutIndex(PathBuf),
+    /// The binary frame header stores a room name's length in one byte.
+    #[error("--max-room-len ({0}) must be at most 255: the binary header has one byte for it")]
+    RoomLenOverHeader(usize),
+    /// An empty token would let anyone push; leave it unset to disable.
+    #[error("--push-token is empty: unset it to disable the push API")]
+    EmptyPushToken,
 }

@@ -23,7 +23,7 @@ use tower_http::services::ServeDir;
 use tracing::{debug, warn};
 
 use crate::connection::{self, Service};
-use crate::server::Shared;
+use crate::state::AppState;
 
 /// Response bodies: small whole ones, or files streamed from `--ui-dir`.
 pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -33,7 +33,7 @@ const WEBSOCKET_VERSION: &str = "13";
 
 /// Serves the HTTP phase of one TCP connection: plain requests until the
 /// client upgrades, hangs up, or the handshake timeout ends the phase.
-pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<AppState>) {
     let timeout = shared.config.handshake_timeout;
     let shutdown = shared.shutdown.clone();
     let service = {
@@ -62,7 +62,7 @@ pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
 async fn route(
     request: Request<Incoming>,
     peer: SocketAddr,
-    shared: &Arc<Shared>,
+    shared: &Arc<AppState>,
 ) -> Response<Body> {
     let path = request.uri().path();
     match (path, &shared.ui) {
@@ -94,7 +94,7 @@ async fn static_file(request: Request<Incoming>, ui: &ServeDir) -> Response<Body
 }
 
 /// `GET /healthz`: liveness and a few gauges, as JSON.
-fn health(method: &Method, shared: &Shared) -> Response<Body> {
+fn health(method: &Method, shared: &AppState) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         return method_not_allowed("GET, HEAD");
     }
@@ -122,7 +122,7 @@ fn upgrade(
     mut request: Request<Incoming>,
     peer: SocketAddr,
     service: Service,
-    shared: &Arc<Shared>,
+    shared: &Arc<AppState>,
 ) -> Response<Body> {
     let headers = request.headers();
     if !is_websocket_upgrade(headers) {

@@ -1,23 +1,18 @@
-//! The accept loop and the wiring every connection shares: configuration,
-//! the connection-limit semaphore, counters, and the shutdown signal.
+//! The accept loop, and the server's life: start serving, then shut down
+//! gracefully (Close 1001 to everyone, a grace period, then abort).
 
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tower_http::services::ServeDir;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::rooms::Hub;
-use crate::stats::ServerStats;
-use crate::tasks::Tasks;
+use crate::state::AppState;
 
 /// First pause after an accept error that is not about one connection
 /// (EMFILE, ENFILE, ENOBUFS, ENOMEM): the condition usually lasts a moment,
@@ -25,27 +20,6 @@ use crate::tasks::Tasks;
 const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
 /// Longest pause between two accept attempts while errors persist.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
-
-/// What every connection task shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    /// One permit per open WebSocket connection (`--max-connections`).
-    pub(crate) permits: Arc<Semaphore>,
-    /// Gauges for `/healthz`.
-    pub(crate) stats: ServerStats,
-    /// Cancelled when shutdown starts: every connection sends Close 1001.
-    pub(crate) shutdown: CancellationToken,
-    /// Set with `shutdown`: a flag a busy connection can read for the price
-    /// of an atomic load, where the token's own check takes a lock.
-    pub(crate) stopping: AtomicBool,
-    /// Every connection task, so shutdown can wait for them or stop them.
-    pub(crate) tasks: Arc<Tasks>,
-    /// The built UI's files (`--ui-dir`), if any.
-    pub(crate) ui: Option<ServeDir>,
-    /// Every room of `/ws`, also reached by the push API.
-    pub(crate) hub: Arc<Hub>,
-}
 
 /// Serves WebSocket and HTTP clients on `listener` until `shutdown`
 /// resolves, then closes every connection with 1001 and waits up to
@@ -63,16 +37,7 @@ pub async fn run(
     config.validate()?;
     let local = listener.local_addr().map_err(Error::LocalAddr)?;
     let grace = config.shutdown_grace;
-    let shared = Arc::new(Shared {
-        permits: Arc::new(Semaphore::new(config.max_connections)),
-        stats: ServerStats::new(),
-        shutdown: CancellationToken::new(),
-        stopping: AtomicBool::new(false),
-        tasks: Arc::new(Tasks::default()),
-        ui: config.ui_dir.as_ref().map(ServeDir::new),
-        hub: Arc::new(Hub::new(config.presence_limit)),
-        config,
-    });
+    let shared = Arc::new(AppState::new(config));
     info!(%local, "listening: echo on ws://{local}/ and ws://{local}/echo, rooms on ws://{local}/ws, health on http://{local}/healthz");
 
     tokio::select! {
@@ -107,7 +72,7 @@ pub async fn run(
 }
 
 /// Accepts connections forever; each gets its own task.
-async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+async fn accept_loop(listener: &TcpListener, shared: &Arc<AppState>) {
     let mut backoff = MIN_ACCEPT_BACKOFF;
     loop {
         match listener.accept().await {

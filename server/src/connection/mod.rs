@@ -33,7 +33,7 @@ use crate::close::{self, Abort, Ending};
 use crate::echo;
 use crate::keepalive::{Due, Keepalive};
 use crate::rooms;
-use crate::server::Shared;
+use crate::state::AppState;
 use crate::stats::Traffic;
 use crate::wire::{DIRECT_WRITE_MIN, DataOpcode, Wire};
 
@@ -45,12 +45,6 @@ use rooms_io::RoomsIo;
 /// events (shutdown, keepalive) get a look in: bounds the latency a flood
 /// of input can add to them.
 const MAX_BATCH: usize = 64;
-
-/// Bytes of replies queued before tungstenite writes them to the socket
-/// without waiting for the end of the batch. Large enough for a batch of
-/// small replies to go out in one system call, small enough to keep the
-/// per-connection buffer modest.
-pub(crate) const WRITE_BATCH: usize = 64 * 1024;
 
 /// Which service answers the messages of a connection, chosen by its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +64,7 @@ pub(crate) async fn serve(
     permit: OwnedSemaphorePermit,
     peer: SocketAddr,
     service: Service,
-    shared: Arc<Shared>,
+    shared: Arc<AppState>,
 ) {
     let _permit = permit;
     let upgraded = match on_upgrade.await {
@@ -120,14 +114,39 @@ struct Session<'a> {
     unflushed: bool,
     /// For the log line.
     peer: SocketAddr,
-    service: Service,
-    shared: &'a Shared,
+    shared: &'a AppState,
     /// Counted for the log line.
     traffic: Traffic,
     keepalive: Keepalive,
-    /// The rooms protocol state, for [`Service::Rooms`] only. Boxed so an
-    /// echo connection pays one pointer for it, not the whole state.
-    rooms: Option<Box<rooms::Client>>,
+    /// What answers the data messages.
+    serving: Serving,
+}
+
+/// What answers a connection's data messages, with the state it needs.
+enum Serving {
+    /// [`Service::Echo`]: every data message comes back unchanged.
+    Echo,
+    /// [`Service::Rooms`]: the rooms protocol state. Boxed so an echo
+    /// connection pays one pointer for it, not the whole state.
+    Rooms(Box<rooms::Client>),
+    /// A rooms connection that has left its rooms: it is ending.
+    RoomsLeft,
+}
+
+impl Serving {
+    fn service(&self) -> Service {
+        match self {
+            Self::Echo => Service::Echo,
+            Self::Rooms(_) | Self::RoomsLeft => Service::Rooms,
+        }
+    }
+
+    fn client(&self) -> Option<&rooms::Client> {
+        match self {
+            Self::Rooms(client) => Some(client),
+            Self::Echo | Self::RoomsLeft => None,
+        }
+    }
 }
 
 /// What woke the session up.
@@ -145,28 +164,30 @@ impl<'a> Session<'a> {
         peer: SocketAddr,
         service: Service,
         primed: bool,
-        shared: &'a Shared,
+        shared: &'a AppState,
     ) -> Self {
         let config = &shared.config;
-        let rooms = (service == Service::Rooms).then(|| {
-            // Deliveries go straight to the socket while we wait with
-            // nothing to write (wire::shared, rooms::outbox).
-            let socket = Some(Arc::clone(ws.get_ref().socket()));
-            let client =
-                rooms::Client::new(Arc::clone(&shared.hub), rooms::Limits::new(config), socket);
-            ws.get_mut().share_with(Arc::clone(client.outbox()) as _);
-            Box::new(client)
-        });
+        let serving = match service {
+            Service::Echo => Serving::Echo,
+            Service::Rooms => {
+                // Deliveries go straight to the socket while we wait with
+                // nothing to write (wire::shared, rooms::outbox).
+                let socket = Some(Arc::clone(ws.get_ref().socket()));
+                let client =
+                    rooms::Client::new(Arc::clone(&shared.hub), rooms::Limits::new(config), socket);
+                ws.get_mut().share_with(Arc::clone(client.outbox()) as _);
+                Serving::Rooms(Box::new(client))
+            }
+        };
         Self {
             ws,
             input_idle: !primed,
             unflushed: false,
             peer,
-            service,
             shared,
             traffic: Traffic::default(),
             keepalive: Keepalive::new(config.ping_interval, config.idle_timeout),
-            rooms,
+            serving,
         }
     }
 
@@ -174,7 +195,7 @@ impl<'a> Session<'a> {
     async fn run(mut self) {
         let _open = self.shared.stats.open_connection();
         let started = Instant::now();
-        debug!(peer = %self.peer, service = ?self.service, "connection open");
+        debug!(peer = %self.peer, service = ?self.serving.service(), "connection open");
         let ending = match self.serve().await {
             Err(ending) => ending,
             Ok(never) => match never {},
@@ -193,7 +214,7 @@ impl<'a> Session<'a> {
         let t = self.traffic;
         info!(
             peer = %self.peer,
-            service = ?self.service,
+            service = ?self.serving.service(),
             duration_ms = started.elapsed().as_millis() as u64,
             messages_in = t.messages_in,
             bytes_in = t.bytes_in,
@@ -221,13 +242,13 @@ impl<'a> Session<'a> {
         let mut peer_close = None;
         // What the rooms service adds to this loop, in one box: an echo
         // connection pays one pointer for it.
-        let mut rooms_io = self.rooms.as_ref().map(|client| {
+        let mut rooms_io = self.serving.client().map(|client| {
             Box::new(RoomsIo {
                 outbox: Arc::clone(client.outbox()),
                 batch: Vec::new(),
             })
         });
-        if let Some(client) = &self.rooms {
+        if let Some(client) = self.serving.client() {
             let welcome = client.welcome();
             self.feed(welcome).await?;
             self.flush().await?;
@@ -381,12 +402,12 @@ impl<'a> Session<'a> {
         match message {
             Message::Text(_) | Message::Binary(_) => {
                 self.traffic.received(message.len());
-                let reply = match (self.service, &mut self.rooms) {
-                    (Service::Echo, _) => echo::reply(message),
+                let reply = match &mut self.serving {
+                    Serving::Echo => echo::reply(message),
                     // Boxed: a publish may wait for its room's turn, and
                     // that state inline would grow every connection's
                     // future, echo's too.
-                    (Service::Rooms, Some(client)) => {
+                    Serving::Rooms(client) => {
                         match Box::pin(client.handle(message)).await {
                             Ok(reply) => reply,
                             Err(rooms::Abusive) => {
@@ -401,7 +422,7 @@ impl<'a> Session<'a> {
                             }
                         }
                     }
-                    (Service::Rooms, None) => None,
+                    Serving::RoomsLeft => None,
                 };
                 if let Some(reply) = reply {
                     self.feed(reply).await?;
@@ -421,7 +442,7 @@ impl<'a> Session<'a> {
     }
 
     /// Queues one message for writing. tungstenite writes to the socket once
-    /// [`WRITE_BATCH`] bytes are queued; when the socket is full this waits,
+    /// [`WRITE_BATCH`](crate::config::WRITE_BATCH) bytes are queued; when the socket is full this waits,
     /// up to the write timeout, so a client that does not read stops being
     /// read and holds at most that much of our memory.
     async fn feed(&mut self, message: Message) -> Result<(), Ending> {
@@ -436,7 +457,7 @@ impl<'a> Session<'a> {
         };
         let counted = message.is_text() || message.is_binary();
         self.unflushed = true;
-        if let Some(client) = &self.rooms {
+        if let Some(client) = self.serving.client() {
             // Deliveries queue behind our answers until they are written.
             client.outbox().hold();
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::{Ending, MAX_BATCH, Session, within_write_timeout};
+use super::{Ending, MAX_BATCH, Serving, Session, within_write_timeout};
 use crate::rooms::Outbox;
 use crate::wire::Frame;
 
@@ -100,7 +100,10 @@ impl Session<'_> {
     /// outbox is closed before the Close is written; a frame the hub left
     /// partly written is finished before it.
     pub(super) fn leave_rooms(&mut self) {
-        if let Some(client) = self.rooms.take() {
+        if !matches!(self.serving, Serving::Rooms(_)) {
+            return;
+        }
+        if let Serving::Rooms(client) = std::mem::replace(&mut self.serving, Serving::RoomsLeft) {
             if let Some(rest) = client.outbox().close() {
                 self.ws.get_mut().write_first(rest);
             }

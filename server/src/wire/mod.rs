@@ -7,7 +7,7 @@
 //! - It reads ahead. tungstenite zero-fills its read buffer before every
 //!   read call (measured with callgrind: 74% of the server's instructions
 //!   at 20-byte echoes with an 8 KiB buffer), so we give it a small buffer,
-//!   [`FRAME_CHUNK`], and serve its reads from our own, filled by the kernel
+//!   [`FRAME_CHUNK`](crate::config::FRAME_CHUNK), and serve its reads from our own, filled by the kernel
 //!   without zeroing, up to `--read-buffer-size` per system call. That
 //!   buffer is kept while the peer is sending and released at the first
 //!   keepalive tick with no input, so an idle connection holds none.
@@ -15,7 +15,7 @@
 //!   ([`FrameScan`]), so the session can tell when tungstenite's codec
 //!   holds nothing and may be replaced, to give back the buffer a large
 //!   frame left behind.
-//! - It writes data frames itself ([`write`]): a room's encoded
+//! - It writes data frames itself ([`write`](mod@write)): a room's encoded
 //!   deliveries, and large replies in one vectored system call instead of
 //!   a copy into tungstenite's write buffer (at 16 KiB echoes, those copies
 //!   were the largest cost left). Every write, tungstenite's too, first
@@ -26,6 +26,7 @@
 //!   socket's turn ([`shared`]), taken before each of our writes.
 
 mod frame;
+mod frame_scan;
 pub(crate) mod shared;
 mod tungstenite;
 mod write;
@@ -43,14 +44,7 @@ use tokio::net::TcpStream;
 pub(crate) use frame::{DataOpcode, Frame};
 use shared::TurnKeeper;
 
-use crate::frame_scan::FrameScan;
-
-/// The read buffer tungstenite itself gets (`WebSocketConfig`'s
-/// `read_buffer_size`): what it zero-fills before each read call. Small,
-/// because zeroing is wasted work; large enough that a typical message is
-/// parsed in one or two calls. Messages bigger than this are read from
-/// [`Wire`]'s buffer in chunks of this size, without system calls.
-pub(crate) const FRAME_CHUNK: usize = 2 * 1024;
+use frame_scan::FrameScan;
 
 /// Data frames at least this large are written by [`Wire::write_frame`]
 /// without the copy into tungstenite's buffer; smaller ones are cheaper to

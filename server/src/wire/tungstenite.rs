@@ -6,7 +6,7 @@
 //! loudly instead of silently costing speed, memory or correctness:
 //!
 //! 1. **It zero-fills its read buffer before every read call**, as much of
-//!    it as `read_buffer_size` allows. Hence [`FRAME_CHUNK`]: a small buffer
+//!    it as `read_buffer_size` allows. Hence [`FRAME_CHUNK`](crate::config::FRAME_CHUNK): a small buffer
 //!    for tungstenite, and the Wire's own read-ahead filled by the kernel
 //!    without zeroing. If this changes, the read-ahead may be pointless.
 //! 2. **It calls flush on the stream only once its write buffer is
@@ -34,7 +34,7 @@ mod tests {
     use tokio_tungstenite::tungstenite::protocol::Role;
 
     use crate::config::Config;
-    use crate::wire::FRAME_CHUNK;
+    use crate::config::FRAME_CHUNK;
 
     /// A stream that serves `input`, takes at most `max_write` bytes per
     /// write, and records what tungstenite asked of it.

@@ -18,8 +18,8 @@
 use duplex_protocol::frame::{Header, MAX_HEADER_LEN, OpCode};
 
 /// A frame whose payload is larger than this may have grown tungstenite's
-/// buffer past the size it starts with ([`crate::wire::FRAME_CHUNK`]).
-pub(crate) const LARGE_FRAME: u64 = crate::wire::FRAME_CHUNK as u64;
+/// buffer past the size it starts with ([`crate::config::FRAME_CHUNK`]).
+pub(crate) const LARGE_FRAME: u64 = crate::config::FRAME_CHUNK as u64;
 
 /// Follows frame boundaries in a WebSocket byte stream.
 #[derive(Debug, Default)]

@@ -1,0 +1,53 @@
+//! The application state every connection shares: configuration, the
+//! connection-limit semaphore, counters, the shutdown signal, the tasks,
+//! the UI's files and the rooms hub. Built once by `run`; the HTTP layer,
+//! the API and every connection reach it through an `Arc`.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower_http::services::ServeDir;
+
+use crate::config::Config;
+use crate::rooms::Hub;
+use crate::stats::ServerStats;
+use crate::tasks::Tasks;
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) config: Config,
+    /// One permit per open WebSocket connection (`--max-connections`).
+    pub(crate) permits: Arc<Semaphore>,
+    /// Gauges for `/healthz`.
+    pub(crate) stats: ServerStats,
+    /// Cancelled when shutdown starts: every connection sends Close 1001.
+    pub(crate) shutdown: CancellationToken,
+    /// Set with `shutdown`: a flag a busy connection can read for the price
+    /// of an atomic load, where the token's own check takes a lock.
+    pub(crate) stopping: AtomicBool,
+    /// Every connection task, so shutdown can wait for them or stop them.
+    pub(crate) tasks: Arc<Tasks>,
+    /// The built UI's files (`--ui-dir`), if any.
+    pub(crate) ui: Option<ServeDir>,
+    /// Every room of `/ws`, also reached by the push API.
+    pub(crate) hub: Arc<Hub>,
+}
+
+impl AppState {
+    /// The state for a server with this (validated) configuration.
+    pub(crate) fn new(config: Config) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(config.max_connections)),
+            stats: ServerStats::new(),
+            shutdown: CancellationToken::new(),
+            stopping: AtomicBool::new(false),
+            tasks: Arc::new(Tasks::default()),
+            ui: config.ui_dir.as_ref().map(ServeDir::new),
+            hub: Arc::new(Hub::new(config.presence_limit)),
+            config,
+        }
+    }
+}
