@@ -490,7 +490,7 @@ async fn round_trip(client: &mut Client, message: &[u8]) -> Result<Message, Clie
     client.recv().await
 }
 
-fn check_binary(message: Message) -> Result<(), Mismatch> {
+pub(crate) fn check_binary(message: Message) -> Result<(), Mismatch> {
     if message.opcode == OpCode::Binary {
         Ok(())
     } else {

@@ -1,6 +1,8 @@
 //! Idle connections: open N, keep them open without sending anything
 //! (pings are answered), and with `--server-pid` measure how much the
-//! server's resident memory grew per connection.
+//! server's resident memory grew per connection. With `--echo-first` each
+//! connection first sends one message and waits for its echo, so the
+//! figure is that of a connection that has been used and gone quiet.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -11,15 +13,22 @@ use tokio::sync::{Notify, watch};
 use tokio::task::{JoinSet, LocalSet};
 
 use crate::connect::{ConnectOptions, Dialer, no_connection};
-use crate::echo::watch_ctrl_c;
-use crate::error::BenchError;
+use crate::echo::{check_binary, parse_size, watch_ctrl_c};
+use crate::error::{BenchError, ClientError};
 use crate::output::{OutputOptions, Progress};
+use crate::payload::Payload;
 use crate::procfs::{CpuMeter, Process};
 use crate::record::{CpuUse, MemoryUse, Mode, RunRecord};
 use crate::stats::Recorder;
+use crate::ws::Client;
 
 /// How long each connection waits for the server's Close frame at the end.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a connection waits for the echo of its `--echo-first`
+/// message: the echo run's default `--timeout`. A server that takes longer
+/// for one small message is broken, not slow.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Options of `duplex-bench hold`.
 #[derive(Debug, Clone, Args)]
@@ -32,10 +41,28 @@ pub struct HoldOptions {
     #[arg(short, long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
 
-    /// Pause between the last connection opening and reading the server's
-    /// memory, so lazily allocated buffers and deferred frees have settled.
+    /// Pause between the last connection opening (with --echo-first: the
+    /// last echo) and reading the server's memory, so lazily allocated
+    /// buffers and deferred frees have settled. A server may keep buffers
+    /// until its keepalive finds a connection quiet: to measure after that,
+    /// settle longer than two of its ping intervals (Duplex frees read
+    /// buffers at the first tick with no input since the previous one), e.g.
+    /// `duplex --ping-interval 1s` with `--settle 3s`.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub settle: Duration,
+
+    /// Before holding, each connection sends one binary message of
+    /// --echo-size bytes and waits for its echo (checked byte for byte):
+    /// memory as users see it, for connections that have been used and
+    /// gone quiet, not only ones that never sent a byte. See --settle for
+    /// reading memory after the server's keepalive tick.
+    #[arg(long)]
+    pub echo_first: bool,
+
+    /// Payload bytes of the --echo-first message; the default is the echo
+    /// run's default --size. B, KiB or MiB suffixes accepted.
+    #[arg(long, default_value = "20", value_parser = parse_size, requires = "echo_first")]
+    pub echo_size: usize,
 
     /// Result format, labels and what else to measure.
     #[command(flatten)]
@@ -53,6 +80,9 @@ struct Shared {
     /// Signalled when every attempt has finished.
     all_attempted: Notify,
     total: usize,
+    /// `--echo-size` with `--echo-first`: the message each connection
+    /// sends before it is held.
+    echo_first: Option<usize>,
 }
 
 /// Opens the connections, holds them, and returns the result.
@@ -82,8 +112,15 @@ async fn run_local(options: &HoldOptions, progress: &Progress) -> Result<RunReco
         attempted: Cell::new(0),
         all_attempted: Notify::new(),
         total,
+        echo_first: options.echo_first.then_some(options.echo_size),
     });
-    let dialer = Rc::new(Dialer::new(addr, &options.connect, 0, Rc::clone(&recorder)));
+    let message_size = shared.echo_first.unwrap_or(0);
+    let dialer = Rc::new(Dialer::new(
+        addr,
+        &options.connect,
+        message_size,
+        Rc::clone(&recorder),
+    ));
     let (stop, stopped) = watch::channel(false);
 
     progress.spin(format!("connecting 0/{total}"));
@@ -172,7 +209,7 @@ async fn run_local(options: &HoldOptions, progress: &Progress) -> Result<RunReco
         url,
         connections: total,
         connected,
-        payload_bytes: 0,
+        payload_bytes: message_size,
         target_rate: None,
         seconds,
         messages: 0,
@@ -195,8 +232,9 @@ async fn sleep_unless(duration: Duration, interrupted: &Cell<bool>) {
     }
 }
 
-/// Opens connection `index` and keeps it until `stop` turns true, answering
-/// pings; a connection the server ends counts as an error.
+/// Opens connection `index`, with `--echo-first` has one message echoed,
+/// and keeps it until `stop` turns true, answering pings; a connection the
+/// server ends, or whose echo is wrong or late, counts as an error.
 async fn hold_one(
     shared: Rc<Shared>,
     dialer: Rc<Dialer>,
@@ -204,11 +242,19 @@ async fn hold_one(
     mut stop: watch::Receiver<bool>,
     interrupted: Rc<Cell<bool>>,
 ) {
-    let client = if interrupted.get() {
+    let mut client = if interrupted.get() {
         None
     } else {
         dialer.open(index).await
     };
+    // Counted as attempted only after the echo, so memory is read after
+    // every connection has had its message answered.
+    if let (Some(open), Some(size)) = (client.as_mut(), shared.echo_first) {
+        if let Err(error) = echo_once(open, index, size).await {
+            shared.recorder.borrow_mut().record_error(&error);
+            client = None;
+        }
+    }
     shared.attempted.set(shared.attempted.get() + 1);
     if shared.attempted.get() == shared.total {
         shared.all_attempted.notify_one();
@@ -232,4 +278,20 @@ async fn hold_one(
         None => drop(client.close(CLOSE_TIMEOUT).await),
         Some(error) => shared.recorder.borrow_mut().record_error(&error),
     }
+}
+
+/// Sends connection `index`'s `size`-byte message and checks its echo.
+async fn echo_once(client: &mut Client, index: usize, size: usize) -> Result<(), ClientError> {
+    // Only the filler pattern depends on the id; wrapping is harmless.
+    let payload = Payload::new(index as u32, size);
+    let round_trip = async {
+        client.send_binary(payload.bytes()).await?;
+        let echo = client.recv().await?;
+        check_binary(echo)?;
+        payload.verify(client.payload(&echo))?;
+        Ok(())
+    };
+    tokio::time::timeout(ECHO_TIMEOUT, round_trip)
+        .await
+        .map_err(|_| ClientError::Timeout(ECHO_TIMEOUT))?
 }
