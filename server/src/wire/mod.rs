@@ -8,9 +8,12 @@
 //!   read call (measured with callgrind: 74% of the server's instructions
 //!   at 20-byte echoes with an 8 KiB buffer), so we give it a small buffer,
 //!   [`FRAME_CHUNK`](crate::config::FRAME_CHUNK), and serve its reads from our own, filled by the kernel
-//!   without zeroing, up to `--read-buffer-size` per system call. That
-//!   buffer is kept while the peer is sending and released at the first
-//!   keepalive tick with no input, so an idle connection holds none.
+//!   without zeroing, up to `--read-buffer-size` per system call. Only a
+//!   read that fills tungstenite's buffer starts reading ahead: input that
+//!   fits one read (a small message, a pong) goes straight into
+//!   tungstenite's buffer. The read-ahead is kept while the peer is sending
+//!   and released at the first keepalive tick with no input, so an idle
+//!   connection holds none, whether or not it ever sent anything.
 //! - It follows the frame boundaries in what it hands to tungstenite
 //!   ([`FrameScan`]), so the session can tell when tungstenite's codec
 //!   holds nothing and may be replaced, to give back the buffer a large
@@ -187,6 +190,9 @@ impl AsyncRead for Wire {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.ahead.is_empty() {
+            if this.ahead.capacity() == 0 {
+                return this.poll_read_direct(cx, buf);
+            }
             this.ahead.reserve(this.read_size);
             // Into the uninitialised spare capacity: no zeroing.
             let read = poll_io(&this.tcp, cx, TcpStream::poll_read_ready, |tcp| {
@@ -201,6 +207,46 @@ impl AsyncRead for Wire {
         this.scan.feed(&this.ahead[..n]);
         buf.put_slice(&this.ahead[..n]);
         this.ahead.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Wire {
+    /// A read straight into tungstenite's buffer, for a connection with no
+    /// read-ahead buffer: one that has only sent what fits in one read
+    /// (a small message, a pong) or has been quiet since a keepalive tick
+    /// released it. Allocating the read-ahead for such input and freeing it
+    /// at a quiet tick left its touched pages in the allocator: 4.5 KiB of
+    /// resident memory per connection that had echoed one message or
+    /// answered one ping (10.8-11.2 -> 6.3 KiB per connection at 10,000,
+    /// `duplex-bench hold --echo-first`, server `--ping-interval 1s`,
+    /// `--settle 3s`). Only a read that fills tungstenite's buffer, so more
+    /// input is likely waiting, starts reading ahead. Not inlined:
+    /// `poll_read`'s read-ahead path stays the code it was (inlined, this
+    /// cost busy connections 20-35 instructions per message in callgrind).
+    #[inline(never)]
+    fn poll_read_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let room = buf.initialize_unfilled();
+        if room.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        let read = poll_io(&self.tcp, cx, TcpStream::poll_read_ready, |tcp| {
+            tcp.try_read(&mut *room)
+        });
+        let n = ready!(read)?;
+        if n == 0 {
+            return Poll::Ready(Ok(())); // end of stream
+        }
+        self.heard = true;
+        self.scan.feed(&room[..n]);
+        if n == room.len() {
+            self.ahead.reserve(self.read_size);
+        }
+        buf.advance(n);
         Poll::Ready(Ok(()))
     }
 }
@@ -275,5 +321,45 @@ fn poll_io<T>(
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
             result => return Poll::Ready(result),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FRAME_CHUNK;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Issue 10: input that fits in one read (a small message, a pong)
+    /// goes straight into the caller's buffer, without allocating the
+    /// read-ahead; a read that fills the buffer starts reading ahead.
+    #[tokio::test]
+    async fn only_a_full_read_allocates_the_read_ahead() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let mut peer = TcpStream::connect(address).await.expect("connect");
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut wire = Wire::new(tcp, 16 * 1024, &[]);
+        let mut buf = [0u8; FRAME_CHUNK];
+
+        peer.write_all(&[7; 26]).await.expect("write");
+        let n = wire.read(&mut buf).await.expect("read");
+        assert_eq!(&buf[..n], &[7; 26][..]);
+        assert_eq!(wire.ahead.capacity(), 0, "no read-ahead for a small read");
+        assert!(wire.take_heard());
+
+        peer.write_all(&[8; 3 * FRAME_CHUNK]).await.expect("write");
+        let mut got = 0;
+        while got < 3 * FRAME_CHUNK {
+            got += wire.read(&mut buf).await.expect("read");
+        }
+        assert!(
+            wire.ahead.capacity() > 0,
+            "a full read starts reading ahead"
+        );
+        assert!(wire.take_heard());
+        assert!(!wire.take_heard());
+        assert_eq!(wire.ahead.capacity(), 0, "a quiet tick releases it");
     }
 }
