@@ -13,11 +13,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::rooms::connect_rooms;
+use common::rooms::{connect_rooms, small_buffered_tcp};
 use common::{RawClient, TestServer, WAIT, config, frame, op};
 use duplex_protocol::{LeaveReason, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpSocket;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -27,13 +26,7 @@ const SIZE: usize = 60 * 1024;
 
 /// A raw client whose receive buffer is as small as the kernel allows.
 async fn small_buffered_raw(addr: SocketAddr) -> RawClient {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let tcp = timeout(WAIT, socket.connect(addr))
-        .await
-        .expect("connect timed out")
-        .expect("connect");
-    RawClient::handshake(tcp, addr, "/ws", &[]).await
+    RawClient::handshake(small_buffered_tcp(addr).await, addr, "/ws", &[]).await
 }
 
 /// The server message in a text frame; fails the test on anything else.

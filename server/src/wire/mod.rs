@@ -251,6 +251,22 @@ impl Wire {
     }
 }
 
+impl Wire {
+    /// One write of `len` bytes of tungstenite's, after the rest of any cut
+    /// frame; notes when tungstenite is left holding part of its buffer.
+    fn poll_write_for_tungstenite(
+        &mut self,
+        cx: &mut Context<'_>,
+        len: usize,
+        write: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        ready!(self.poll_write_rest(cx))?;
+        let written = ready!(poll_io(&self.tcp, cx, TcpStream::poll_write_ready, write))?;
+        self.tungstenite_owes |= written < len;
+        Poll::Ready(Ok(written))
+    }
+}
+
 /// tungstenite's writes: after the rest of any cut frame, straight to the
 /// socket. tungstenite keeps what the socket did not take and writes it
 /// next; until it flushes, it may owe part of a frame ([`Wire::owes`]).
@@ -260,13 +276,8 @@ impl AsyncWrite for Wire {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        ready!(this.poll_write_rest(cx))?;
-        let written = ready!(poll_io(&this.tcp, cx, TcpStream::poll_write_ready, |tcp| {
-            tcp.try_write(buf)
-        }))?;
-        this.tungstenite_owes |= written < buf.len();
-        Poll::Ready(Ok(written))
+        self.get_mut()
+            .poll_write_for_tungstenite(cx, buf.len(), |tcp| tcp.try_write(buf))
     }
 
     fn poll_write_vectored(
@@ -274,14 +285,9 @@ impl AsyncWrite for Wire {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        ready!(this.poll_write_rest(cx))?;
-        let written = ready!(poll_io(&this.tcp, cx, TcpStream::poll_write_ready, |tcp| {
-            tcp.try_write_vectored(bufs)
-        }))?;
-        let total: usize = bufs.iter().map(|buf| buf.len()).sum();
-        this.tungstenite_owes |= written < total;
-        Poll::Ready(Ok(written))
+        let total = bufs.iter().map(|buf| buf.len()).sum();
+        self.get_mut()
+            .poll_write_for_tungstenite(cx, total, |tcp| tcp.try_write_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -115,12 +115,7 @@ pub async fn next_text(ws: &mut Client) -> (Option<Member>, String) {
 /// A rooms client whose socket buffers are as small as the kernel allows,
 /// so the server's writes to it block soon after it stops reading.
 pub async fn small_buffered_client(addr: SocketAddr) -> (Client, ClientId) {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let tcp = timeout(WAIT, socket.connect(addr))
-        .await
-        .expect("connect timed out")
-        .expect("connect");
+    let tcp = small_buffered_tcp(addr).await;
     let (mut ws, _) = timeout(
         WAIT,
         tokio_tungstenite::client_async(format!("ws://{addr}/ws"), tcp),
@@ -132,4 +127,14 @@ pub async fn small_buffered_client(addr: SocketAddr) -> (Client, ClientId) {
         ServerMessage::Welcome { client_id, .. } => (ws, client_id),
         other => panic!("expected welcome, got {other:?}"),
     }
+}
+
+/// A TCP connection whose receive buffer is as small as the kernel allows.
+pub async fn small_buffered_tcp(addr: SocketAddr) -> tokio::net::TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    timeout(WAIT, socket.connect(addr))
+        .await
+        .expect("connect timed out")
+        .expect("connect")
 }
