@@ -409,7 +409,13 @@ impl<'a> Session<'a> {
                     // future, echo's too.
                     Serving::Rooms(client) => {
                         match Box::pin(client.handle(message)).await {
-                            Ok(reply) => reply,
+                            Ok(Some(reply)) => {
+                                // Deliveries queue behind our answer until
+                                // it is written (wire::shared).
+                                client.outbox().hold();
+                                Some(reply)
+                            }
+                            Ok(None) => None,
                             Err(rooms::Abusive) => {
                                 let wait = self.shared.config.close_timeout;
                                 // Boxed for the same reason as `deliver`.
@@ -452,10 +458,6 @@ impl<'a> Session<'a> {
         }
         let counted = message.is_text() || message.is_binary();
         self.unflushed = true;
-        if let Some(client) = self.serving.client() {
-            // Deliveries queue behind our answers until they are written.
-            client.outbox().hold();
-        }
         match timeout(self.shared.config.write_timeout, self.ws.feed(message)).await {
             Ok(Ok(())) => {
                 if counted {

@@ -76,6 +76,11 @@ pub(crate) struct Wire {
     /// the peer sends (allocating it per read cost 10% of the instructions
     /// per message in malloc and free); released when the peer goes quiet.
     ahead: BytesMut,
+    /// Whether reads go through `ahead` (a read filled tungstenite's
+    /// buffer since the last quiet tick), rather than straight into
+    /// tungstenite's buffer. Its own flag: `ahead`'s capacity is also 0
+    /// when a read exactly filled it and all of it has been handed on.
+    reading_ahead: bool,
     /// Most bytes one socket read may bring in (`--read-buffer-size`).
     read_size: usize,
     /// Frame boundaries in the bytes handed to tungstenite so far.
@@ -102,6 +107,7 @@ impl Wire {
             rest: VecDeque::new(),
             tungstenite_owes: false,
             heard: false,
+            reading_ahead: !ahead.is_empty(),
             ahead,
             read_size,
             scan: FrameScan::default(),
@@ -136,6 +142,7 @@ impl Wire {
     /// Takes the socket's turn, if it is shared: the hub writes nothing
     /// until the session releases it, and the rest of a frame the hub left
     /// partly written becomes ours to write first.
+    #[inline]
     fn claim(&mut self) {
         if let Some(rest) = self.keeper.as_ref().and_then(|keeper| keeper.claim()) {
             self.rest.push_front(rest);
@@ -159,6 +166,7 @@ impl Wire {
         let heard = std::mem::take(&mut self.heard);
         if !heard && self.ahead.is_empty() {
             self.ahead = BytesMut::new();
+            self.reading_ahead = false;
         }
         heard
     }
@@ -190,7 +198,7 @@ impl AsyncRead for Wire {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.ahead.is_empty() {
-            if this.ahead.capacity() == 0 {
+            if !this.reading_ahead {
                 return this.poll_read_direct(cx, buf);
             }
             this.ahead.reserve(this.read_size);
@@ -244,7 +252,7 @@ impl Wire {
         self.heard = true;
         self.scan.feed(&room[..n]);
         if n == room.len() {
-            self.ahead.reserve(self.read_size);
+            self.reading_ahead = true;
         }
         buf.advance(n);
         Poll::Ready(Ok(()))
@@ -254,6 +262,7 @@ impl Wire {
 impl Wire {
     /// One write of `len` bytes of tungstenite's, after the rest of any cut
     /// frame; notes when tungstenite is left holding part of its buffer.
+    #[inline]
     fn poll_write_for_tungstenite(
         &mut self,
         cx: &mut Context<'_>,
@@ -271,6 +280,7 @@ impl Wire {
 /// socket. tungstenite keeps what the socket did not take and writes it
 /// next; until it flushes, it may owe part of a frame ([`Wire::owes`]).
 impl AsyncWrite for Wire {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -296,10 +306,16 @@ impl AsyncWrite for Wire {
 
     /// TCP has nothing to flush. tungstenite calls this only once its whole
     /// buffer is written (`tungstenite_behaviour`), so it owes nothing now.
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_write_rest(cx))?;
         this.tungstenite_owes = false;
+        // A rest of our own is written too (a flush means "all written");
+        // one the hub left is the session's to finish when it next writes
+        // or settles, so a flush need not take the turn.
+        if !this.rest.is_empty() {
+            ready!(this.poll_write_rest(cx))?;
+        }
         Poll::Ready(Ok(()))
     }
 

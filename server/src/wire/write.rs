@@ -100,8 +100,20 @@ impl Wire {
     /// Writes the rest of a partly written frame, if any, before anything
     /// else goes out; takes the turn from the hub first (and with it the
     /// rest of a frame the hub wrote partly).
+    #[inline]
     pub(super) fn poll_write_rest(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.claim();
+        if self.rest.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_write_rest_now(cx)
+    }
+
+    /// The rare part of [`Wire::poll_write_rest`], out of line: its `IoSlice`
+    /// array would cost every write of every connection a larger frame
+    /// (callgrind: +74 instructions per 20-byte echo when inlined).
+    #[inline(never)]
+    fn poll_write_rest_now(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.rest.is_empty() {
             let (slices, n) = io_slices(self.rest.iter().map(|part| &part[..]));
             let written = ready!(self.poll_writev(cx, &slices[..n]))?;
