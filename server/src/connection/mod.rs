@@ -3,25 +3,25 @@
 //! protocol errors with the right close code, and close with 1001 on
 //! shutdown. Everything that can go wrong here ends this connection only.
 //!
-//! A rooms connection (`/ws`) also writes out its outbox, the bounded queue
-//! the hub fills; an echo connection has no outbox and that select branch
-//! stays disabled, so echo does no extra work per message.
+//! This file is the event loop; [`write`](mod@write) is the write path (replies,
+//! large frames, flushes), [`close_handshake`] how a session ends, and
+//! [`rooms_io`] what a rooms connection (`/ws`) adds: writing out its
+//! outbox, the bounded queue the hub fills, and the socket's turn. An echo
+//! connection has no outbox and that select branch stays disabled, so echo
+//! does no extra work per message.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
-use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{Instant, MissedTickBehavior, timeout, timeout_at};
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
@@ -29,15 +29,17 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tracing::{debug, info, warn};
 
-use crate::close::{self, Abort, Ending};
+use crate::close::{Abort, Ending};
 use crate::echo;
 use crate::keepalive::{Due, Keepalive};
 use crate::rooms;
 use crate::state::AppState;
 use crate::stats::Traffic;
-use crate::wire::{DIRECT_WRITE_MIN, DataOpcode, Wire};
+use crate::wire::Wire;
 
+mod close_handshake;
 mod rooms_io;
+mod write;
 
 use rooms_io::RoomsIo;
 
@@ -447,56 +449,6 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Queues one message for writing. tungstenite writes to the socket once
-    /// [`WRITE_BATCH`](crate::config::WRITE_BATCH) bytes are queued; when the socket is full this waits,
-    /// up to the write timeout, so a client that does not read stops being
-    /// read and holds at most that much of our memory.
-    async fn feed(&mut self, message: Message) -> Result<(), Ending> {
-        let len = message.len();
-        if len >= DIRECT_WRITE_MIN && (message.is_text() || message.is_binary()) {
-            return self.write_direct(message).await;
-        }
-        let counted = message.is_text() || message.is_binary();
-        self.unflushed = true;
-        match timeout(self.shared.config.write_timeout, self.ws.feed(message)).await {
-            Ok(Ok(())) => {
-                if counted {
-                    self.traffic.sent(len);
-                }
-                Ok(())
-            }
-            Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(error))),
-            Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
-        }
-    }
-
-    /// Writes a large data frame straight from its payload buffer (no copy
-    /// into tungstenite's write buffer), after flushing what tungstenite
-    /// holds so frames leave in order. callgrind at 10 × 16 KiB echoes:
-    /// 30.5k → 14.3k instructions per message.
-    async fn write_direct(&mut self, message: Message) -> Result<(), Ending> {
-        // Converted here, not by the caller: a value held across the
-        // caller's await would grow every connection's future.
-        let Some((opcode, payload)) = data_frame(message) else {
-            return Ok(()); // the caller sends only data messages here
-        };
-        self.flush_tungstenite().await?;
-        let len = payload.len();
-        let write = self.ws.get_mut().write_frame(opcode, payload);
-        within_write_timeout(self.shared.config.write_timeout, write).await?;
-        self.traffic.sent(len);
-        Ok(())
-    }
-
-    /// Flushes tungstenite if it may hold bytes: our own frames must not
-    /// overtake its, nor cut into one it has partly written.
-    async fn flush_tungstenite(&mut self) -> Result<(), Ending> {
-        if self.unflushed || self.ws.get_ref().owes() {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
     /// Replaces tungstenite's codec with a new one on the same Wire, to
     /// free the read buffer a large frame grew. Only when the old one
     /// holds nothing: its last read found no whole frame (`input_idle`),
@@ -509,100 +461,5 @@ impl<'a> Session<'a> {
         wire.codec_renewed();
         self.ws = WebSocketStream::from_raw_socket(wire, Role::Server, Some(config)).await;
         debug!(peer = %self.peer, "codec renewed after a large frame");
-    }
-
-    /// Writes out everything queued, within the write timeout.
-    async fn flush(&mut self) -> Result<(), Ending> {
-        match timeout(self.shared.config.write_timeout, self.ws.flush()).await {
-            Ok(Ok(())) => {
-                self.unflushed = false;
-                Ok(())
-            }
-            Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(error))),
-            Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
-        }
-    }
-
-    /// Starts the close handshake with `code` and waits up to `wait` for the
-    /// peer's answer, discarding data still in flight.
-    async fn close(&mut self, code: CloseCode, reason: &'static str, wait: Duration) -> Ending {
-        self.leave_rooms();
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let deadline = Instant::now() + wait;
-        let sent = timeout_at(deadline, self.ws.send(Message::Close(Some(frame.clone())))).await;
-        let mut acknowledged = false;
-        if matches!(sent, Ok(Ok(()))) {
-            while let Ok(Some(Ok(message))) = timeout_at(deadline, self.ws.next()).await {
-                acknowledged |= message.is_close();
-            }
-        }
-        Ending::ByServer {
-            frame,
-            acknowledged,
-        }
-    }
-
-    /// Fails the connection after a read error: sends the close code RFC 6455
-    /// asks for, then half-closes and drains the socket so the peer reads our
-    /// Close before the connection goes away (closing with unread input
-    /// would reset it and could destroy the frame in flight).
-    async fn fail(&mut self, error: WsError) -> Ending {
-        let Some(frame) = close::frame_for(&error) else {
-            return Ending::Dropped(Abort::Transport(error));
-        };
-        debug!(peer = %self.peer, %error, code = u16::from(frame.code), "failing the connection");
-        self.leave_rooms();
-        let deadline = Instant::now() + self.shared.config.close_timeout;
-        let sent = timeout_at(deadline, self.ws.send(Message::Close(Some(frame.clone())))).await;
-        if matches!(sent, Ok(Ok(()))) {
-            self.linger(deadline).await;
-        }
-        Ending::ByServer {
-            frame,
-            acknowledged: false,
-        }
-    }
-
-    /// Ends the TCP connection the way RFC 6455 (section 7.1.1) wants it
-    /// after the close frames: the server half-closes first, then reads
-    /// whatever the peer still sends until it hangs up or `deadline`.
-    /// Dropping a socket with unread input would reset it, and a reset can
-    /// destroy our Close frame before the peer reads it.
-    async fn linger(&mut self, deadline: Instant) {
-        let io = self.ws.get_mut();
-        let _ = timeout_at(deadline, async {
-            io.shutdown().await?;
-            // On the heap: kept in the future, it would cost every
-            // connection 1 KiB for the whole of its life.
-            let mut scratch = vec![0u8; 1024];
-            while io.read(&mut scratch).await? > 0 {}
-            Ok::<_, std::io::Error>(())
-        })
-        .await;
-    }
-}
-
-/// A write of our own to the socket (not through tungstenite), given up
-/// after `limit`: the client is not reading.
-async fn within_write_timeout(
-    limit: Duration,
-    write: impl Future<Output = std::io::Result<()>>,
-) -> Result<(), Ending> {
-    match timeout(limit, write).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(WsError::Io(error)))),
-        Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
-    }
-}
-
-/// The opcode and payload of a data message, for [`Wire::write_frame`].
-fn data_frame(message: Message) -> Option<(DataOpcode, Bytes)> {
-    match message {
-        Message::Text(text) => Some((DataOpcode::Text, text.into())),
-        Message::Binary(bytes) => Some((DataOpcode::Binary, bytes)),
-        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => None,
     }
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::{Ending, MAX_BATCH, Serving, Session, within_write_timeout};
+use super::write::within_write_timeout;
+use super::{Ending, MAX_BATCH, Serving, Session};
 use crate::rooms::Outbox;
 use crate::wire::Frame;
 
