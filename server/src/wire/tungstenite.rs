@@ -27,6 +27,7 @@ mod tests {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
+    use duplex_protocol::frame::{Header, OpCode, encode_frame};
     use futures_util::{FutureExt, SinkExt, StreamExt};
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
     use tokio_tungstenite::WebSocketStream;
@@ -93,11 +94,11 @@ mod tests {
         }
     }
 
-    /// A masked client frame (mask 0: the payload is sent as it is).
-    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-        assert!(payload.len() < 126);
-        let mut out = vec![0x80 | opcode, 0x80 | payload.len() as u8, 0, 0, 0, 0];
-        out.extend_from_slice(payload);
+    /// A masked client frame, from the one frame codec.
+    fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let header = Header::new(opcode, payload.len() as u64).masked([0x37, 0xfa, 0x21, 0x3d]);
+        let mut out = Vec::new();
+        encode_frame(&mut out, &header, payload);
         out
     }
 
@@ -109,7 +110,7 @@ mod tests {
     #[tokio::test]
     async fn reads_come_with_a_zeroed_buffer_of_frame_chunk_bytes() {
         let probe = Probe {
-            input: client_frame(0x1, b"hello"),
+            input: client_frame(OpCode::Text, b"hello"),
             max_write: usize::MAX,
             ..Probe::default()
         };
@@ -166,7 +167,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_writes_the_answer_to_a_ping() {
         let probe = Probe {
-            input: client_frame(0x9, b"are you there"),
+            input: client_frame(OpCode::Ping, b"are you there"),
             max_write: usize::MAX,
             ..Probe::default()
         };
