@@ -257,9 +257,14 @@ impl<'a> Session<'a> {
         }
         loop {
             if let Some(io) = rooms_io.as_ref() {
-                // Boxed, like `deliver`: rare, and inline it would grow
-                // every connection's future.
-                Box::pin(self.settle(&io.outbox)).await?;
+                if self.unflushed || self.ws.get_ref().owes() {
+                    // Rare (a cut frame, a reply not yet written). Boxed,
+                    // like `deliver`: inline it would grow every
+                    // connection's future.
+                    Box::pin(self.flush()).await?;
+                }
+                // Nothing owed: deliveries go straight to the socket.
+                io.outbox.release();
             }
             // Input comes before shutdown and keepalive: while messages
             // flow, those two futures are not polled at all (polling the

@@ -65,20 +65,6 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Before the session waits: finishes a frame left partly written, and
-    /// gives the socket's turn to the hub if nothing else is owed (tungstenite
-    /// flushed, nothing queued), so deliveries go straight to the socket.
-    pub(super) async fn settle(&mut self, outbox: &Outbox) -> Result<(), Ending> {
-        if self.ws.get_ref().owes() && !self.unflushed {
-            // tungstenite's flush finishes our rest and its own buffer.
-            self.flush().await?;
-        }
-        if !self.unflushed && !self.ws.get_ref().owes() {
-            outbox.release();
-        }
-        Ok(())
-    }
-
     /// Writes encoded frames within the write timeout; tungstenite must
     /// hold nothing (see `deliver`).
     async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), Ending> {

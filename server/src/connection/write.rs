@@ -22,14 +22,14 @@ impl Session<'_> {
     /// read and holds at most that much of our memory.
     pub(super) async fn feed(&mut self, message: Message) -> Result<(), Ending> {
         let len = message.len();
-        if len >= DIRECT_WRITE_MIN && (message.is_text() || message.is_binary()) {
+        let data = message.is_text() || message.is_binary();
+        if data && len >= DIRECT_WRITE_MIN {
             return self.write_direct(message).await;
         }
-        let counted = message.is_text() || message.is_binary();
         self.unflushed = true;
         match timeout(self.shared.config.write_timeout, self.ws.feed(message)).await {
             Ok(Ok(())) => {
-                if counted {
+                if data {
                     self.traffic.sent(len);
                 }
                 Ok(())

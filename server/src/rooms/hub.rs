@@ -203,7 +203,7 @@ impl Room {
     async fn deliver(&self, frame: &Frame) -> usize {
         let mut delivered = 0;
         let mut after = None;
-        let mut chunk: Vec<Arc<Outbox>> = Vec::with_capacity(PUBLISH_CHUNK);
+        let mut chunk: Vec<Arc<Outbox>> = Vec::new();
         loop {
             {
                 let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
@@ -211,6 +211,8 @@ impl Room {
                     None => members.range(..),
                     Some(last) => members.range((Bound::Excluded(last), Bound::Unbounded)),
                 };
+                // Sized by the room, once: a room of two allocates two.
+                chunk.reserve(members.len().min(PUBLISH_CHUNK));
                 for (id, member) in range.take(PUBLISH_CHUNK) {
                     chunk.push(Arc::clone(&member.outbox));
                     after = Some(*id);

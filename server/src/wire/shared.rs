@@ -181,6 +181,16 @@ mod tests {
         (tcp, peer)
     }
 
+    /// A turn whose hub wrote part of a frame of `byte`s too big for the
+    /// socket, and the frame.
+    fn hub_partial(tcp: &TcpStream, byte: u8) -> (Turn, Bytes) {
+        let mut turn = Turn::default();
+        turn.release();
+        let big = Bytes::from(vec![byte; 8 << 20]);
+        assert_eq!(turn.hub_send(tcp, &big), HubSend::Partial);
+        (turn, big)
+    }
+
     #[test]
     fn a_connection_starts_with_the_session_and_the_hub_waits() {
         let mut turn = Turn::default();
@@ -227,10 +237,7 @@ mod tests {
     #[tokio::test]
     async fn a_partly_written_frame_stops_the_hub_and_its_rest_goes_to_the_session() {
         let (tcp, _peer) = pair().await;
-        let mut turn = Turn::default();
-        turn.release();
-        let big = Bytes::from(vec![7u8; 8 << 20]);
-        assert_eq!(turn.hub_send(&tcp, &big), HubSend::Partial);
+        let (mut turn, big) = hub_partial(&tcp, 7);
         assert!(!turn.hub_may_write(), "the hub waits for the rest");
         assert_eq!(turn.hub_send(&tcp, &big), HubSend::NotNow);
         assert!(!turn.release(), "release does not skip the rest");
@@ -261,10 +268,7 @@ mod tests {
     #[tokio::test]
     async fn closing_ends_the_hubs_turn_for_good_and_keeps_a_rest_first() {
         let (tcp, _peer) = pair().await;
-        let mut turn = Turn::default();
-        turn.release();
-        let big = Bytes::from(vec![3u8; 8 << 20]);
-        assert_eq!(turn.hub_send(&tcp, &big), HubSend::Partial);
+        let (mut turn, big) = hub_partial(&tcp, 3);
         assert!(turn.close().is_some(), "the rest precedes the Close");
         assert!(turn.is_closed());
         assert_eq!(turn.claim(), None);

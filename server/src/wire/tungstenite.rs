@@ -51,6 +51,16 @@ mod tests {
         flushes: Vec<usize>,
     }
 
+    impl Probe {
+        fn new(input: Vec<u8>, max_write: usize) -> Self {
+            Self {
+                input,
+                max_write,
+                ..Self::default()
+            }
+        }
+    }
+
     impl AsyncRead for Probe {
         fn poll_read(
             mut self: Pin<&mut Self>,
@@ -109,11 +119,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_come_with_a_zeroed_buffer_of_frame_chunk_bytes() {
-        let probe = Probe {
-            input: client_frame(OpCode::Text, b"hello"),
-            max_write: usize::MAX,
-            ..Probe::default()
-        };
+        let probe = Probe::new(client_frame(OpCode::Text, b"hello"), usize::MAX);
         let mut ws = server_over(probe).await;
         let message = ws.next().await.expect("a message").expect("valid");
         assert_eq!(message, Message::text("hello"));
@@ -130,10 +136,8 @@ mod tests {
 
     #[tokio::test]
     async fn flush_reaches_the_stream_only_once_everything_is_written() {
-        let probe = Probe {
-            max_write: 7, // every frame goes out in pieces
-            ..Probe::default()
-        };
+        // Every frame goes out in pieces.
+        let probe = Probe::new(Vec::new(), 7);
         let mut ws = server_over(probe).await;
         for n in 0..20 {
             ws.feed(Message::text(format!("message {n}")))
@@ -166,11 +170,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_writes_the_answer_to_a_ping() {
-        let probe = Probe {
-            input: client_frame(OpCode::Ping, b"are you there"),
-            max_write: usize::MAX,
-            ..Probe::default()
-        };
+        let probe = Probe::new(client_frame(OpCode::Ping, b"are you there"), usize::MAX);
         let mut ws = server_over(probe).await;
         // The ping is a message; the next read answers it, and then finds
         // no more input.
