@@ -9,9 +9,13 @@
 //! message with an example.
 //!
 //! Below the messages, [`frame`] is the one WebSocket frame header codec
-//! (RFC 6455 §5.2) that the server, its tests and the load generator share.
+//! (RFC 6455 §5.2) that the server, its tests and the load generator share,
+//! and [`deflate`] (feature `deflate`) permessage-deflate's negotiation and
+//! message compression (RFC 7692).
 
 pub mod binary;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 mod error;
 pub mod frame;
 mod message;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::deflate::DeflateError;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -19,6 +20,12 @@ pub(crate) fn frame_for(error: &WsError) -> Option<CloseFrame> {
             (CloseCode::Size, "message too big")
         }
         WsError::Capacity(CapacityError::TooManyHeaders) => (CloseCode::Protocol, "protocol error"),
+        // A compressed message that cannot be inflated (wire::inflate).
+        WsError::Io(io) if DeflateError::in_io(io).is_some() => match DeflateError::in_io(io) {
+            Some(DeflateError::Corrupt(_)) => (CloseCode::Invalid, "invalid compressed data"),
+            Some(DeflateError::TooLarge) => (CloseCode::Size, "message too big"),
+            _ => (CloseCode::Protocol, "protocol error"),
+        },
         // The peer vanished: there is nobody to tell.
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
         | WsError::Io(_)
@@ -130,6 +137,10 @@ mod tests {
         );
         let invalid = String::from_utf8(vec![0xff]).expect_err("0xff is not UTF-8");
         assert_eq!(code(&WsError::Utf8(invalid.to_string())), Some(1007));
+        let deflate = |error: DeflateError| code(&WsError::Io(error.into()));
+        assert_eq!(deflate(DeflateError::Corrupt("bad".into())), Some(1007));
+        assert_eq!(deflate(DeflateError::TooLarge), Some(1009));
+        assert_eq!(deflate(DeflateError::Protocol), Some(1002));
     }
 
     #[test]

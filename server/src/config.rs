@@ -58,6 +58,24 @@ pub struct Config {
     #[arg(long, env = "DUPLEX_MAX_FRAME_SIZE", default_value = defaults::MAX_FRAME_SIZE, value_parser = parse_size)]
     pub max_frame_size: usize,
 
+    /// permessage-deflate (RFC 7692) on every WebSocket path: `on` accepts
+    /// the compression every browser offers, `off` declines it. On by
+    /// default: chat and JSON messages of a kilobyte or more shrink 3-6×
+    /// on the wire (what mobile users pay for), and messages under
+    /// --deflate-threshold, most chat lines, cost nothing extra
+    /// (docs/bench.md, permessage-deflate). Node `ws` and uWebSockets
+    /// default to off; turn it off where bandwidth is free and CPU is not.
+    #[arg(long, env = "DUPLEX_DEFLATE", default_value = defaults::DEFLATE, value_enum)]
+    pub deflate: Deflate,
+
+    /// With deflate on: data messages smaller than this are sent
+    /// uncompressed (bytes, or with KiB). Below it, compressing costs more
+    /// CPU than the few bytes it saves are worth: a compressor is reset
+    /// for every message (no context takeover), which alone costs
+    /// microseconds (docs/bench.md, permessage-deflate).
+    #[arg(long, env = "DUPLEX_DEFLATE_THRESHOLD", default_value = defaults::DEFLATE_THRESHOLD, value_parser = parse_size)]
+    pub deflate_threshold: usize,
+
     /// Most bytes read from a socket in one system call (bytes, or with
     /// KiB/MiB/GiB). The buffer exists only while input waits to be parsed,
     /// so idle connections hold none; 16 KiB takes a typical burst, or a
@@ -176,6 +194,8 @@ mod defaults {
     pub(super) const MAX_CONNECTIONS: &str = "10000";
     pub(super) const MAX_MESSAGE_SIZE: &str = "16MiB";
     pub(super) const MAX_FRAME_SIZE: &str = "16MiB";
+    pub(super) const DEFLATE: &str = "on";
+    pub(super) const DEFLATE_THRESHOLD: &str = "512";
     pub(super) const READ_BUFFER_SIZE: &str = "16KiB";
     pub(super) const MAX_OUTBOUND_BUFFER: &str = "32MiB";
     pub(super) const HANDSHAKE_TIMEOUT: &str = "10s";
@@ -208,6 +228,8 @@ impl Default for Config {
                 .expect("default count parses"),
             max_message_size: size(defaults::MAX_MESSAGE_SIZE),
             max_frame_size: size(defaults::MAX_FRAME_SIZE),
+            deflate: Deflate::from_str(defaults::DEFLATE, true).expect("default mode parses"),
+            deflate_threshold: size(defaults::DEFLATE_THRESHOLD),
             read_buffer_size: size(defaults::READ_BUFFER_SIZE),
             max_outbound_buffer: size(defaults::MAX_OUTBOUND_BUFFER),
             handshake_timeout: duration(defaults::HANDSHAKE_TIMEOUT),
@@ -312,6 +334,15 @@ impl Config {
 /// The largest WebSocket frame header a server writes: 2 bytes, 8 bytes of
 /// extended length, no mask (RFC 6455, section 5.2).
 const MAX_FRAME_HEADER: usize = 10;
+
+/// Whether the server accepts permessage-deflate (`--deflate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Deflate {
+    /// Accept the first valid offer.
+    On,
+    /// Decline every offer.
+    Off,
+}
 
 /// Output format of the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -22,6 +22,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tower_http::services::ServeDir;
 use tracing::{debug, warn};
 
+use duplex_protocol::deflate::{self, Agreement};
+
+use crate::config::Deflate;
 use crate::connection::{self, Service};
 use crate::state::AppState;
 
@@ -188,12 +191,17 @@ fn upgrade(
         return response;
     };
 
+    let deflate = match shared.config.deflate {
+        Deflate::On => negotiate_deflate(request.headers()),
+        Deflate::Off => None,
+    };
     let on_upgrade = hyper::upgrade::on(&mut request);
     shared.tasks.spawn(connection::serve(
         on_upgrade,
         permit,
         peer,
         service,
+        deflate,
         Arc::clone(shared),
     ));
 
@@ -203,7 +211,57 @@ fn upgrade(
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    // Declined: no header at all (Chromium refuses an empty one).
+    if let Some(answer) = deflate.and_then(|agreed| HeaderValue::try_from(agreed.response()).ok()) {
+        headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, answer);
+    }
     response
+}
+
+/// The permessage-deflate agreement for a handshake, from every
+/// `Sec-WebSocket-Extensions` line (RFC 7692 §5), or `None` to decline.
+///
+/// Safari 15.0-15.3 offer permessage-deflate but do not honour
+/// `client_no_context_takeover` (they compress each message with the
+/// previous ones as context; uWebSockets issue #1347): every message after
+/// the first would fail to inflate and close the connection with 1007.
+/// Duplex declines their offer, so those browsers work, uncompressed.
+fn negotiate_deflate(headers: &HeaderMap) -> Option<Agreement> {
+    if headers
+        .get(header::USER_AGENT)
+        .is_some_and(|agent| is_broken_safari(agent.as_bytes()))
+    {
+        return None;
+    }
+    deflate::negotiate(
+        headers
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+/// Safari 15.0 to 15.3 (`Version/15.N ... Safari/`, not Chrome or Edge on
+/// iOS, which add their own tokens but run the same engine: they are
+/// declined too).
+fn is_broken_safari(agent: &[u8]) -> bool {
+    let Ok(agent) = std::str::from_utf8(agent) else {
+        return false;
+    };
+    agent.contains("Safari/")
+        && !agent.contains("Chrome/")
+        && [
+            "Version/15.0",
+            "Version/15.1",
+            "Version/15.2",
+            "Version/15.3",
+        ]
+        .iter()
+        .any(|version| {
+            agent
+                .split(' ')
+                .any(|token| token == *version || token.starts_with(&format!("{version}.")))
+        })
 }
 
 /// `Connection` lists `upgrade` and `Upgrade` is `websocket`, both compared
@@ -256,6 +314,46 @@ mod tests {
             map.append(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    #[test]
+    fn safari_15_0_to_15_3_are_declined_others_not() {
+        let safari = |v: &str| {
+            format!(
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 \
+                 (KHTML, like Gecko) Version/{v} Safari/605.1.15"
+            )
+        };
+        for broken in ["15.0", "15.1", "15.2.1", "15.3"] {
+            assert!(is_broken_safari(safari(broken).as_bytes()), "{broken}");
+        }
+        for fine in ["15.4", "16.0", "14.1.2", "15.10"] {
+            assert!(!is_broken_safari(safari(fine).as_bytes()), "{fine}");
+        }
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+                      (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        assert!(!is_broken_safari(chrome.as_bytes()));
+    }
+
+    #[test]
+    fn offers_on_several_lines_are_read_in_order() {
+        let offered = headers(&[
+            (
+                "sec-websocket-extensions",
+                "x-unknown, permessage-deflate; bogus",
+            ),
+            (
+                "sec-websocket-extensions",
+                "permessage-deflate; server_max_window_bits=10",
+            ),
+        ]);
+        assert_eq!(
+            negotiate_deflate(&offered),
+            Some(Agreement {
+                server_max_window_bits: Some(10)
+            })
+        );
+        assert_eq!(negotiate_deflate(&headers(&[])), None);
     }
 
     #[test]

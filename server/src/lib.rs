@@ -19,6 +19,7 @@ mod api;
 mod close;
 mod config;
 mod connection;
+mod deflate;
 mod echo;
 mod error;
 mod http;
@@ -33,6 +34,6 @@ mod tasks;
 pub mod telemetry;
 mod wire;
 
-pub use config::{Config, ConfigError, LogFormat, parse_size};
+pub use config::{Config, ConfigError, Deflate, LogFormat, parse_size};
 pub use error::Error;
 pub use server::run;

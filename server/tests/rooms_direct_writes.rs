@@ -131,7 +131,10 @@ async fn concurrent_publishers_and_answers_never_interleave() {
     // Text big enough to fill a small socket buffer in a few messages.
     let padding = ".".repeat(16 * 1024);
     let mut config = config();
-    config.client_queue = PUBLISHERS * EACH;
+    // Every publish, and every presence event of the other readers
+    // joining and leaving the crowd while this one is in it: a queue too
+    // short for those drops publishes (and the reader sees a gap).
+    config.client_queue = PUBLISHERS * EACH + READERS * 2 * 50;
     config.slow_client_missed = 1_000_000;
     let server = TestServer::start(config).await;
 
@@ -188,6 +191,9 @@ async fn concurrent_publishers_and_answers_never_interleave() {
                 };
                 let message: ServerMessage = serde_json::from_str(text.as_str())
                     .unwrap_or_else(|error| panic!("reader {i}: {error}"));
+                if let ServerMessage::Missed { count } = message {
+                    panic!("reader {i}: missed {count} (the queue is too short)");
+                }
                 if let ServerMessage::Message { text, .. } = message {
                     let mut fields = text.splitn(3, ':');
                     let publisher: usize = fields

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
+use duplex_protocol::deflate::Agreement;
 use futures_util::{FutureExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -30,12 +31,13 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tracing::{debug, info, warn};
 
 use crate::close::{Abort, Ending};
+use crate::deflate::Compression;
 use crate::echo;
 use crate::keepalive::{Due, Keepalive};
 use crate::rooms;
 use crate::state::AppState;
 use crate::stats::Traffic;
-use crate::wire::Wire;
+use crate::wire::{Inflate, Wire};
 
 mod close_handshake;
 mod rooms_io;
@@ -66,6 +68,7 @@ pub(crate) async fn serve(
     permit: OwnedSemaphorePermit,
     peer: SocketAddr,
     service: Service,
+    deflate: Option<Agreement>,
     shared: Arc<AppState>,
 ) {
     let _permit = permit;
@@ -94,11 +97,18 @@ pub(crate) async fn serve(
     let hyper::upgrade::Parts { io, read_buf, .. } = parts;
     // Bytes hyper read past the request go through the Wire like any
     // others, so its frame scan sees the whole stream.
-    let tcp = Wire::new(io.into_inner(), shared.config.read_buffer_size, &read_buf);
+    let mut tcp = Wire::new(io.into_inner(), shared.config.read_buffer_size, &read_buf);
     let primed = !read_buf.is_empty();
     drop(read_buf);
+    let compression = deflate.map(|agreed| {
+        let config = &shared.config;
+        tcp.inflate_with(Inflate::new(config.max_message_size, config.max_frame_size));
+        Compression::new(&agreed, config.deflate_threshold)
+    });
     let ws = WebSocketStream::from_raw_socket(tcp, Role::Server, config).await;
-    Session::new(ws, peer, service, primed, &shared).run().await;
+    Session::new(ws, peer, service, primed, compression, &shared)
+        .run()
+        .await;
 }
 
 /// The state of one WebSocket connection.
@@ -122,6 +132,9 @@ struct Session<'a> {
     keepalive: Keepalive,
     /// What answers the data messages.
     serving: Serving,
+    /// How replies are compressed, if the client negotiated
+    /// permessage-deflate.
+    compression: Option<Compression>,
 }
 
 /// What answers a connection's data messages, with the state it needs.
@@ -166,6 +179,7 @@ impl<'a> Session<'a> {
         peer: SocketAddr,
         service: Service,
         primed: bool,
+        compression: Option<Compression>,
         shared: &'a AppState,
     ) -> Self {
         let config = &shared.config;
@@ -175,8 +189,12 @@ impl<'a> Session<'a> {
                 // Deliveries go straight to the socket while we wait with
                 // nothing to write (wire::shared, rooms::outbox).
                 let socket = Some(Arc::clone(ws.get_ref().socket()));
-                let client =
-                    rooms::Client::new(Arc::clone(&shared.hub), rooms::Limits::new(config), socket);
+                let client = rooms::Client::new(
+                    Arc::clone(&shared.hub),
+                    rooms::Limits::new(config),
+                    socket,
+                    compression,
+                );
                 ws.get_mut().share_with(Arc::clone(client.outbox()) as _);
                 Serving::Rooms(Box::new(client))
             }
@@ -190,6 +208,7 @@ impl<'a> Session<'a> {
             traffic: Traffic::default(),
             keepalive: Keepalive::new(config.ping_interval, config.idle_timeout),
             serving,
+            compression,
         }
     }
 

@@ -8,11 +8,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::Session;
 use crate::close::{Abort, Ending};
+use crate::deflate::Compression;
 use crate::wire::{DIRECT_WRITE_MIN, DataOpcode};
 
 impl Session<'_> {
@@ -23,9 +26,28 @@ impl Session<'_> {
     pub(super) async fn feed(&mut self, message: Message) -> Result<(), Ending> {
         let len = message.len();
         let data = message.is_text() || message.is_binary();
+        if data
+            && let Some(compression) = self.compression
+            && compression.applies_to(len)
+        {
+            // Boxed: inline, its state would grow every connection's
+            // future, deflate or not.
+            return Box::pin(self.feed_compressed(message, compression)).await;
+        }
         if data && len >= DIRECT_WRITE_MIN {
             return self.write_direct(message).await;
         }
+        self.feed_tungstenite(message, data, len).await
+    }
+
+    /// Queues a message in tungstenite's buffer; `len` is counted as sent
+    /// if it is a `data` message.
+    async fn feed_tungstenite(
+        &mut self,
+        message: Message,
+        data: bool,
+        len: usize,
+    ) -> Result<(), Ending> {
         self.unflushed = true;
         match timeout(self.shared.config.write_timeout, self.ws.feed(message)).await {
             Ok(Ok(())) => {
@@ -37,6 +59,55 @@ impl Session<'_> {
             Ok(Err(error)) => Err(Ending::Dropped(Abort::Transport(error))),
             Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
         }
+    }
+
+    /// Sends a data message compressed (permessage-deflate): written
+    /// straight from the compressed buffer if that is large, else queued
+    /// in tungstenite's buffer as a frame with RSV1 set. A message that
+    /// does not shrink goes as it is. Counted as its uncompressed length.
+    async fn feed_compressed(
+        &mut self,
+        message: Message,
+        compression: Compression,
+    ) -> Result<(), Ending> {
+        let len = message.len();
+        let Some((opcode, payload)) = data_frame(message) else {
+            return Ok(()); // the caller sends only data messages here
+        };
+        let Some(compressed) = compression.compress(&payload) else {
+            let message = match opcode {
+                DataOpcode::Text => match Utf8Bytes::try_from(payload) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => return Ok(()), // was text: cannot happen
+                },
+                DataOpcode::Binary => Message::Binary(payload),
+            };
+            return if len >= DIRECT_WRITE_MIN {
+                self.write_direct(message).await
+            } else {
+                self.feed_tungstenite(message, true, len).await
+            };
+        };
+        if compressed.len() >= DIRECT_WRITE_MIN {
+            self.flush_tungstenite().await?;
+            let write = self
+                .ws
+                .get_mut()
+                .write_frame(opcode, Bytes::from(compressed), true);
+            within_write_timeout(self.shared.config.write_timeout, write).await?;
+            self.traffic.sent(len);
+            return Ok(());
+        }
+        let opcode = match opcode {
+            DataOpcode::Text => OpCode::Data(Data::Text),
+            DataOpcode::Binary => OpCode::Data(Data::Binary),
+        };
+        let mut frame = Frame::message(compressed, opcode, true);
+        frame.header_mut().rsv1 = true;
+        self.feed_tungstenite(Message::Frame(frame), false, len)
+            .await?;
+        self.traffic.sent(len);
+        Ok(())
     }
 
     /// Writes a large data frame straight from its payload buffer (no copy
@@ -51,7 +122,7 @@ impl Session<'_> {
         };
         self.flush_tungstenite().await?;
         let len = payload.len();
-        let write = self.ws.get_mut().write_frame(opcode, payload);
+        let write = self.ws.get_mut().write_frame(opcode, payload, false);
         within_write_timeout(self.shared.config.write_timeout, write).await?;
         self.traffic.sent(len);
         Ok(())

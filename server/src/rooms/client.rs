@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::hub::{Hub, JoinError, frame, text};
 use super::outbox::Outbox;
 use crate::config::Config;
+use crate::deflate::Compression;
 use crate::wire::Frame;
 
 /// The limits a client is held to, from [`Config`].
@@ -96,11 +97,17 @@ impl Refusal {
 impl Client {
     /// `socket`: the client's socket, which the hub may write to directly
     /// when its turn allows (`wire::shared`).
-    pub(crate) fn new(hub: Arc<Hub>, limits: Limits, socket: Option<Arc<TcpStream>>) -> Self {
+    pub(crate) fn new(
+        hub: Arc<Hub>,
+        limits: Limits,
+        socket: Option<Arc<TcpStream>>,
+        compression: Option<Compression>,
+    ) -> Self {
+        let outbox = Outbox::new(limits.queue, limits.max_missed, socket, compression);
         Self {
             id: hub.next_id(),
             hub,
-            outbox: Arc::new(Outbox::new(limits.queue, limits.max_missed, socket)),
+            outbox: Arc::new(outbox),
             joined: HashMap::new(),
             errors: 0,
             limits,

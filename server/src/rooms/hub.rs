@@ -125,7 +125,7 @@ impl Hub {
                 member,
             });
             for other in members.values() {
-                other.outbox.push(event.clone());
+                other.outbox.push(&event);
             }
         }
         members.insert(
@@ -169,7 +169,7 @@ impl Hub {
             reason,
         });
         for other in members.values() {
-            other.outbox.push(event.clone());
+            other.outbox.push(&event);
         }
         true
     }
@@ -220,7 +220,7 @@ impl Room {
             }
             let taken = chunk.len();
             for outbox in chunk.drain(..) {
-                outbox.push(frame.clone());
+                outbox.push(frame);
             }
             delivered += taken;
             if taken < PUBLISH_CHUNK {
@@ -285,7 +285,7 @@ mod tests {
     }
 
     fn outbox() -> Arc<Outbox> {
-        Arc::new(Outbox::new(16, 16, None))
+        Arc::new(Outbox::new(16, 16, None, None))
     }
 
     #[test]

@@ -31,6 +31,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::hub::frame;
+use crate::deflate::Compression;
 use crate::stats::Traffic;
 use crate::wire::Frame;
 use crate::wire::shared::{HubSend, Turn, TurnKeeper};
@@ -62,6 +63,9 @@ pub(crate) struct Outbox {
     /// The client's socket, for direct writes; `None` in unit tests, where
     /// every frame is queued.
     socket: Option<Arc<TcpStream>>,
+    /// Whether the client negotiated permessage-deflate: its frames are
+    /// the compressed variants ([`Frame::for_member`]).
+    compression: Option<Compression>,
 }
 
 #[derive(Debug, Default)]
@@ -76,7 +80,12 @@ struct State {
 }
 
 impl Outbox {
-    pub(crate) fn new(capacity: usize, max_missed: u64, socket: Option<Arc<TcpStream>>) -> Self {
+    pub(crate) fn new(
+        capacity: usize,
+        max_missed: u64,
+        socket: Option<Arc<TcpStream>>,
+        compression: Option<Compression>,
+    ) -> Self {
         Self {
             state: Mutex::new(State {
                 queue: VecDeque::with_capacity(capacity.min(16)),
@@ -89,6 +98,7 @@ impl Outbox {
             capacity,
             max_missed,
             socket,
+            compression,
         }
     }
 
@@ -101,10 +111,12 @@ impl Outbox {
     /// Writes `frame` to the socket if the hub holds its turn and nothing
     /// is queued; otherwise queues it (a cheap clone of shared bytes),
     /// dropping the oldest if the queue is full. Never waits.
-    pub(crate) fn push(&self, frame: Frame) {
+    pub(crate) fn push(&self, frame: &Frame) {
         if self.is_kicked() {
             return;
         }
+        // Outside the lock: the first deflate member compresses.
+        let frame = frame.for_member(self.compression);
         let mut state = self.state();
         if state.turn.is_closed() {
             return;
@@ -164,7 +176,7 @@ impl Outbox {
         let mut state = self.state();
         let missed = std::mem::take(&mut state.missed);
         if missed > 0 {
-            into.push(frame(&ServerMessage::Missed { count: missed }));
+            into.push(frame(&ServerMessage::Missed { count: missed }).for_member(self.compression));
         }
         let n = state.queue.len().min(max);
         into.extend(state.queue.drain(..n));
@@ -265,9 +277,9 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_the_oldest_and_counts_them() {
-        let outbox = Outbox::new(2, 10, None);
+        let outbox = Outbox::new(2, 10, None, None);
         for i in 0..5 {
-            outbox.push(Frame::text(&i.to_string()));
+            outbox.push(&Frame::text(&i.to_string()));
         }
         let batch = outbox.take(10);
         assert_eq!(batch.missed, 3);
@@ -280,15 +292,15 @@ mod tests {
 
     #[test]
     fn missing_more_than_the_threshold_kicks() {
-        let outbox = Outbox::new(1, 3, None);
+        let outbox = Outbox::new(1, 3, None, None);
         for i in 0..4 {
-            outbox.push(Frame::text(&i.to_string()));
+            outbox.push(&Frame::text(&i.to_string()));
         }
         assert!(
             !outbox.is_kicked(),
             "3 missed is the threshold, not over it"
         );
-        outbox.push(Frame::text("4"));
+        outbox.push(&Frame::text("4"));
         assert!(outbox.is_kicked());
         assert!(outbox.take(10).messages.is_empty());
     }
@@ -304,14 +316,14 @@ mod tests {
 
     #[test]
     fn a_push_wakes_the_waiting_session_once_and_is_never_missed() {
-        let outbox = Outbox::new(8, 8, None);
+        let outbox = Outbox::new(8, 8, None, None);
         let count = std::sync::Arc::new(Count(Default::default()));
         let waker = std::task::Waker::from(std::sync::Arc::clone(&count));
         let mut cx = Context::from_waker(&waker);
         let woken = || count.0.load(Ordering::SeqCst);
         assert!(outbox.poll_ready(&mut cx).is_pending());
-        outbox.push(Frame::text("a"));
-        outbox.push(Frame::text("b"));
+        outbox.push(&Frame::text("a"));
+        outbox.push(&Frame::text("b"));
         assert_eq!(woken(), 1, "the second push finds the signal set");
         assert!(outbox.poll_ready(&mut cx).is_ready());
         // Taking one of two leaves the signal set for the rest.
@@ -320,7 +332,7 @@ mod tests {
         assert_eq!(outbox.take(1).messages.len(), 1);
         assert!(outbox.poll_ready(&mut cx).is_pending());
         // The pending look registered the waker again: a later push wakes.
-        outbox.push(Frame::text("c"));
+        outbox.push(&Frame::text("c"));
         assert!(outbox.poll_ready(&mut cx).is_ready());
         assert_eq!(woken(), 2);
     }
@@ -343,7 +355,7 @@ mod tests {
             .expect("connect");
         let (tcp, _) = listener.accept().await.expect("accept");
         let mut wire = crate::wire::Wire::new(tcp, 1024, &[]);
-        let outbox = Arc::new(Outbox::new(8, 8, Some(Arc::clone(wire.socket()))));
+        let outbox = Arc::new(Outbox::new(8, 8, Some(Arc::clone(wire.socket())), None));
         wire.share_with(Arc::clone(&outbox) as _);
         outbox.release(); // the session's start-up writes are done
 
@@ -370,7 +382,7 @@ mod tests {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
-        outbox.push(Frame::text("delivery"));
+        outbox.push(&Frame::text("delivery"));
         let batch = outbox.take(8);
         assert_eq!(batch.messages.len(), 1, "written into the session's frame");
         assert_eq!(batch.messages[0].payload(), b"delivery");
@@ -378,10 +390,10 @@ mod tests {
 
     #[test]
     fn catching_up_resets_the_count() {
-        let outbox = Outbox::new(1, 2, None);
+        let outbox = Outbox::new(1, 2, None, None);
         for round in 0..10 {
-            outbox.push(Frame::text(&format!("{round}a")));
-            outbox.push(Frame::text(&format!("{round}b")));
+            outbox.push(&Frame::text(&format!("{round}a")));
+            outbox.push(&Frame::text(&format!("{round}b")));
             assert_eq!(outbox.take(10).missed, 1);
         }
         assert!(!outbox.is_kicked());

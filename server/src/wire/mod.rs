@@ -24,12 +24,16 @@
 //!   were the largest cost left). Every write, tungstenite's too, first
 //!   finishes the rest of a frame left partly written, so a write given up
 //!   half way never leaves a cut frame behind.
+//! - For a connection that negotiated permessage-deflate, it inflates
+//!   compressed messages into plain frames before tungstenite sees them
+//!   ([`Inflate`]), and writes compressed frames with RSV1 set.
 //! - Its socket can be shared with the rooms hub, which writes deliveries
 //!   straight to an idle member's socket; who may write when is the
 //!   socket's turn ([`shared`]), taken before each of our writes.
 
 mod frame;
 mod frame_scan;
+mod inflate;
 pub(crate) mod shared;
 mod tungstenite;
 mod write;
@@ -45,6 +49,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 pub(crate) use frame::{DataOpcode, Frame};
+pub(crate) use inflate::Inflate;
 use shared::TurnKeeper;
 
 use frame_scan::FrameScan;
@@ -85,6 +90,9 @@ pub(crate) struct Wire {
     read_size: usize,
     /// Frame boundaries in the bytes handed to tungstenite so far.
     scan: FrameScan,
+    /// Inflates compressed messages, when the connection negotiated
+    /// permessage-deflate.
+    inflate: Option<Box<Inflate>>,
 }
 
 impl Wire {
@@ -111,7 +119,14 @@ impl Wire {
             ahead,
             read_size,
             scan: FrameScan::default(),
+            inflate: None,
         }
+    }
+
+    /// From now on compressed messages are inflated before tungstenite
+    /// reads them (the connection negotiated permessage-deflate).
+    pub(crate) fn inflate_with(&mut self, inflate: Inflate) {
+        self.inflate = Some(Box::new(inflate));
     }
 
     /// Whether tungstenite's codec is worth replacing, and safe to replace
@@ -175,7 +190,12 @@ impl Wire {
     /// the runtime knows to be readable; otherwise the task is woken when
     /// the socket becomes readable.
     pub(crate) fn poll_input_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.ahead.is_empty() {
+        if !self.ahead.is_empty()
+            || self
+                .inflate
+                .as_ref()
+                .is_some_and(|inflate| inflate.has_output())
+        {
             return Poll::Ready(Ok(()));
         }
         self.tcp.poll_read_ready(cx)
@@ -197,6 +217,9 @@ impl AsyncRead for Wire {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.inflate.is_some() {
+            return this.poll_read_inflating(cx, buf);
+        }
         if this.ahead.is_empty() {
             if !this.reading_ahead {
                 return this.poll_read_direct(cx, buf);
@@ -256,6 +279,82 @@ impl Wire {
         }
         buf.advance(n);
         Poll::Ready(Ok(()))
+    }
+}
+
+impl Wire {
+    /// A read for a connection that negotiated permessage-deflate: socket
+    /// bytes go through [`Inflate`], which hands tungstenite plain frames.
+    /// Like [`Wire::poll_read_direct`], a connection without read-ahead
+    /// reads into a buffer on the stack, not an allocation of its own, and
+    /// keeps only what the transformer did not take.
+    #[inline(never)]
+    fn poll_read_inflating(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let start = buf.filled().len();
+        let result = self.poll_fill_inflated(cx, buf);
+        self.scan.feed(&buf.filled()[start..]);
+        if matches!(&result, Poll::Ready(Err(_))) {
+            // The connection is failing: what follows (the lingering
+            // read after our Close) is read as it is.
+            self.inflate = None;
+        }
+        result
+    }
+
+    fn poll_fill_inflated(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let start = buf.filled().len();
+        let Some(inflate) = self.inflate.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        loop {
+            if !self.ahead.is_empty() || inflate.has_output() {
+                let used = inflate.fill(&mut self.ahead, buf)?;
+                self.ahead.advance(used);
+                if buf.filled().len() > start {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            // Everything in hand is used (or is the start of a header):
+            // read more.
+            if self.reading_ahead || !self.ahead.is_empty() {
+                self.ahead.reserve(self.read_size);
+                let read = poll_io(&self.tcp, cx, TcpStream::poll_read_ready, |tcp| {
+                    tcp.try_read_buf(&mut self.ahead)
+                });
+                if ready!(read)? == 0 {
+                    return Poll::Ready(Ok(())); // end of stream
+                }
+                self.heard = true;
+                continue;
+            }
+            let mut stack = [0u8; crate::config::FRAME_CHUNK];
+            let read = poll_io(&self.tcp, cx, TcpStream::poll_read_ready, |tcp| {
+                tcp.try_read(&mut stack)
+            });
+            let n = ready!(read)?;
+            if n == 0 {
+                return Poll::Ready(Ok(())); // end of stream
+            }
+            self.heard = true;
+            if n == stack.len() {
+                self.reading_ahead = true;
+            }
+            let used = inflate.fill(&mut stack[..n], buf)?;
+            if used < n {
+                self.ahead.extend_from_slice(&stack[used..n]);
+            }
+            if buf.filled().len() > start {
+                return Poll::Ready(Ok(()));
+            }
+        }
     }
 }
 

@@ -65,14 +65,16 @@ impl Wire {
 
     /// Writes one whole, unfragmented, unmasked data frame: the header and
     /// the payload in one vectored write, the payload straight from its
-    /// shared buffer (no copy into tungstenite's). Same ordering rule as
+    /// shared buffer (no copy into tungstenite's), RSV1 set if the payload
+    /// is `compressed` (permessage-deflate). Same ordering rule as
     /// [`Wire::write_frames`].
     pub(crate) async fn write_frame(
         &mut self,
         opcode: DataOpcode,
         payload: Bytes,
+        compressed: bool,
     ) -> io::Result<()> {
-        let (header, header_len) = frame_header(opcode, payload.len());
+        let (header, header_len) = frame_header(opcode, payload.len(), compressed);
         let header = &header[..header_len];
         let mut started = false;
         poll_fn(|cx| {
@@ -239,7 +241,7 @@ mod tests {
         let payload = Bytes::from(vec![9u8; 12 << 20]);
         let cut = tokio::time::timeout(
             std::time::Duration::from_millis(50),
-            wire.write_frame(DataOpcode::Binary, payload.clone()),
+            wire.write_frame(DataOpcode::Binary, payload.clone(), false),
         )
         .await;
         assert!(cut.is_err(), "12 MiB fit in the socket");
@@ -248,7 +250,7 @@ mod tests {
             peer.read_to_end(&mut got).await.expect("read");
             got
         });
-        wire.write_frame(DataOpcode::Text, Bytes::from_static(b"ok"))
+        wire.write_frame(DataOpcode::Text, Bytes::from_static(b"ok"), false)
             .await
             .expect("write");
         wire.shutdown().await.expect("shutdown");
