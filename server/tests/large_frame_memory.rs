@@ -9,17 +9,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::process::Binary;
 use common::rooms::{connect_rooms, join, next_server, publish, send};
 use common::{Client, WAIT, assert_echo, bytes, connect, next_message};
 use duplex_protocol::ServerMessage;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -28,25 +23,25 @@ use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 const CLIENTS: usize = 8;
 const LARGE: usize = 4 * 1024 * 1024;
 
-/// The real server on a free port, with a short keepalive tick; its
-/// address is read from its "listening" log line.
-struct Server {
-    /// Killed on drop.
-    child: Child,
-    addr: SocketAddr,
-    /// How many times a connection's codec was renewed, from its log.
-    renewals: Arc<AtomicUsize>,
+/// The real server on a free port, with a short keepalive tick.
+struct Server(Binary);
+
+impl std::ops::Deref for Server {
+    type Target = Binary;
+    fn deref(&self) -> &Binary {
+        &self.0
+    }
 }
 
 impl Server {
     /// Waits (bounded) until the server has logged `at_least` renewals.
     async fn renewed(&self, at_least: usize) {
         let deadline = Instant::now() + WAIT;
-        while self.renewals.load(Ordering::Relaxed) < at_least {
+        while self.logged("codec renewed") < at_least {
             assert!(
                 Instant::now() < deadline,
                 "{} codec renewals logged, expected {at_least}",
-                self.renewals.load(Ordering::Relaxed)
+                self.logged("codec renewed")
             );
             sleep(common::POLL).await;
         }
@@ -54,72 +49,16 @@ impl Server {
 }
 
 async fn start_server() -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_duplex"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--workers",
-            "1",
-            "--ping-interval",
-            "200ms",
-            "--idle-timeout",
-            "30s",
-        ])
-        .env(
-            "RUST_LOG",
-            "warn,duplex_server::server=info,duplex_server::connection=debug",
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start duplex");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.expect("server log") {
-            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            let local = entry
-                .pointer("/fields/local")
-                .or_else(|| entry.get("local"));
-            if let Some(addr) = local.and_then(|local| local.as_str()) {
-                return addr.parse().expect("listening address");
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .expect("no listening line within the wait");
-    // Keep reading its log, or it blocks on a full pipe.
-    let renewals = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&renewals);
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("codec renewed") {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    });
-    Server {
-        child,
-        addr,
-        renewals,
-    }
-}
-
-/// Resident memory of `pid`, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS line");
-    kib * 1024
+    let args = [
+        "--workers",
+        "1",
+        "--ping-interval",
+        "200ms",
+        "--idle-timeout",
+        "30s",
+    ];
+    let log = "warn,duplex_server::server=info,duplex_server::connection=debug";
+    Server(Binary::start(&args, log).await)
 }
 
 /// Sends a text message as three frames, a ping between two of them.
@@ -144,13 +83,13 @@ async fn send_fragmented(ws: &mut Client, parts: [&str; 3]) {
 #[tokio::test]
 async fn a_large_message_leaves_no_buffer_behind_and_the_connection_works_on() {
     let server = start_server().await;
-    let (addr, pid) = (server.addr, server.child.id().expect("server pid"));
+    let addr = server.addr;
 
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         clients.push(connect(addr, "/").await);
     }
-    let baseline = rss(pid);
+    let baseline = server.rss();
     let payload = bytes(LARGE, 7);
     for ws in &mut clients {
         assert_echo(ws, Message::binary(payload.clone())).await;
@@ -162,10 +101,10 @@ async fn a_large_message_leaves_no_buffer_behind_and_the_connection_works_on() {
     // freed blocks of a size it has seen for reuse.
     let limit = baseline + 2 * LARGE as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut now = rss(pid);
+    let mut now = server.rss();
     while now > limit && Instant::now() < deadline {
         sleep(Duration::from_millis(50)).await;
-        now = rss(pid);
+        now = server.rss();
     }
     assert!(
         now <= limit,

@@ -15,6 +15,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub mod deflate;
+pub mod process;
 pub mod rooms;
 
 use duplex_protocol::frame::{self, Header, OpCode};
@@ -339,9 +341,14 @@ pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// A WebSocket upgrade request for `path`, as bytes.
 pub fn upgrade_request(addr: SocketAddr, path: &str) -> Vec<u8> {
+    upgrade_request_with(addr, path, "")
+}
+
+/// The same with `headers` (whole lines, each ending in `\r\n`) added.
+pub fn upgrade_request_with(addr: SocketAddr, path: &str, headers: &str) -> Vec<u8> {
     format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
     )
     .into_bytes()
 }
@@ -351,6 +358,8 @@ pub fn upgrade_request(addr: SocketAddr, path: &str) -> Vec<u8> {
 /// a ping or a close on its own.
 pub struct RawClient {
     pub tcp: TcpStream,
+    /// The server's 101 answer: status line and headers.
+    pub head: String,
     /// Bytes read but not yet parsed.
     buffer: Vec<u8>,
 }
@@ -364,8 +373,19 @@ impl RawClient {
     /// Sends the upgrade request followed immediately by `early` (frames
     /// sent before the 101 arrives), checks the 101 and its accept key,
     /// and keeps whatever the server sent after the response.
-    pub async fn handshake(mut tcp: TcpStream, addr: SocketAddr, path: &str, early: &[u8]) -> Self {
-        let mut request = upgrade_request(addr, path);
+    pub async fn handshake(tcp: TcpStream, addr: SocketAddr, path: &str, early: &[u8]) -> Self {
+        Self::handshake_with(tcp, addr, path, "", early).await
+    }
+
+    /// [`RawClient::handshake`] with `headers` added to the request.
+    pub async fn handshake_with(
+        mut tcp: TcpStream,
+        addr: SocketAddr,
+        path: &str,
+        headers: &str,
+        early: &[u8],
+    ) -> Self {
+        let mut request = upgrade_request_with(addr, path, headers);
         request.extend_from_slice(early);
         timeout(WAIT, tcp.write_all(&request))
             .await
@@ -399,7 +419,7 @@ impl RawClient {
             "wrong or missing Sec-WebSocket-Accept in: {head}"
         );
         buffer.drain(..end);
-        Self { tcp, buffer }
+        Self { tcp, head, buffer }
     }
 
     /// Writes raw bytes (one or more encoded frames).
