@@ -1,13 +1,14 @@
-"""Mends kosoku 0.1.0's permessage-deflate cases (12.*, 13.*) for text.
+"""Mends kosoku 0.1.0's permessage-deflate cases (12.*, 13.*).
 
-kosoku hands `onMessage` a text message as a `str`, but its case 12/13
-code hashes the message with `hashlib.sha1().update(msg)` and then calls
-`msg.decode('utf-8')`, both of which need `bytes`: every text case of
+kosoku hands `onMessage` every message as a `str` (text decoded from
+UTF-8, binary one char per byte, as Latin-1 decodes it), but its case
+12/13 code hashes the message with `hashlib.sha1().update(msg)` and then
+calls `msg.decode('utf-8')`, both of which need `bytes`: every case of
 those groups ends in ERROR ("Strings must be encoded before hashing")
 whatever the server sends. The upstream Autobahn TestSuite hands `bytes`.
-This rewrites the two lines to accept either, so the cases judge the
-server again. Idempotent; fails loudly if the file is not the one it
-knows. Run by scripts/setup.sh after installing kosoku.
+This turns the `str` back into the bytes received, so the cases judge the
+server again. Idempotent; fails loudly if the file is not one it knows.
+Run by scripts/setup.sh after installing kosoku.
 """
 
 import pathlib
@@ -25,8 +26,8 @@ old = """def onMessage(self, msg, binary):
       msg = msg.decode('utf-8')
 """
 new = """def onMessage(self, msg, binary):
-   if isinstance(msg, str):  # duplex: kosoku hands text as str
-      msg = msg.encode('utf-8')
+   if isinstance(msg, str):  # duplex: kosoku hands the bytes as str
+      msg = msg.encode('latin-1' if binary else 'utf-8')
    m = hashlib.sha1()
    m.update(msg)
    received_hash = m.digest()
@@ -38,4 +39,4 @@ if new in source:
 if old not in source:
     sys.exit(f"{path}: not the kosoku 0.1.0 code this mends; check it by hand")
 path.write_text(source.replace(old, new))
-print(f"mended {path} (text messages in cases 12.*, 13.*)")
+print(f"mended {path} (cases 12.*, 13.*)")

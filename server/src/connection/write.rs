@@ -22,8 +22,10 @@ impl Session<'_> {
     /// Queues one message for writing. tungstenite writes to the socket once
     /// [`WRITE_BATCH`](crate::config::WRITE_BATCH) bytes are queued; when the socket is full this waits,
     /// up to the write timeout, so a client that does not read stops being
-    /// read and holds at most that much of our memory.
-    pub(super) async fn feed(&mut self, message: Message) -> Result<(), Ending> {
+    /// read and holds at most that much of our memory. With
+    /// permessage-deflate, data messages of `--deflate-threshold` and more
+    /// go compressed.
+    pub(super) async fn feed(&mut self, mut message: Message) -> Result<(), Ending> {
         let len = message.len();
         let data = message.is_text() || message.is_binary();
         if data
@@ -32,22 +34,15 @@ impl Session<'_> {
         {
             // Boxed: inline, its state would grow every connection's
             // future, deflate or not.
-            return Box::pin(self.feed_compressed(message, compression)).await;
+            match Box::pin(self.compress(message, compression)).await? {
+                Compressed::Written => return Ok(()),
+                Compressed::Queue(queued) => message = queued,
+            }
         }
-        if data && len >= DIRECT_WRITE_MIN {
+        // A compressed frame is a `Message::Frame`: never written here.
+        if len >= DIRECT_WRITE_MIN && (message.is_text() || message.is_binary()) {
             return self.write_direct(message).await;
         }
-        self.feed_tungstenite(message, data, len).await
-    }
-
-    /// Queues a message in tungstenite's buffer; `len` is counted as sent
-    /// if it is a `data` message.
-    async fn feed_tungstenite(
-        &mut self,
-        message: Message,
-        data: bool,
-        len: usize,
-    ) -> Result<(), Ending> {
         self.unflushed = true;
         match timeout(self.shared.config.write_timeout, self.ws.feed(message)).await {
             Ok(Ok(())) => {
@@ -61,32 +56,28 @@ impl Session<'_> {
         }
     }
 
-    /// Sends a data message compressed (permessage-deflate): written
-    /// straight from the compressed buffer if that is large, else queued
-    /// in tungstenite's buffer as a frame with RSV1 set. A message that
-    /// does not shrink goes as it is. Counted as its uncompressed length.
-    async fn feed_compressed(
+    /// Compresses a data message (permessage-deflate). A large result is
+    /// written here, straight from its buffer; a small one comes back as a
+    /// frame with RSV1 set, for tungstenite's buffer; a message that does
+    /// not shrink comes back as it was. Counted as its uncompressed length.
+    async fn compress(
         &mut self,
         message: Message,
         compression: Compression,
-    ) -> Result<(), Ending> {
+    ) -> Result<Compressed, Ending> {
         let len = message.len();
         let Some((opcode, payload)) = data_frame(message) else {
-            return Ok(()); // the caller sends only data messages here
+            return Err(Ending::Dropped(Abort::Transport(WsError::AlreadyClosed)));
         };
         let Some(compressed) = compression.compress(&payload) else {
-            let message = match opcode {
-                DataOpcode::Text => match Utf8Bytes::try_from(payload) {
-                    Ok(text) => Message::Text(text),
-                    Err(_) => return Ok(()), // was text: cannot happen
-                },
+            return Ok(Compressed::Queue(match opcode {
+                // It was text: the bytes are UTF-8 still.
+                DataOpcode::Text => Message::Text(
+                    Utf8Bytes::try_from(payload)
+                        .map_err(|_| Ending::Dropped(Abort::Transport(WsError::AlreadyClosed)))?,
+                ),
                 DataOpcode::Binary => Message::Binary(payload),
-            };
-            return if len >= DIRECT_WRITE_MIN {
-                self.write_direct(message).await
-            } else {
-                self.feed_tungstenite(message, true, len).await
-            };
+            }));
         };
         if compressed.len() >= DIRECT_WRITE_MIN {
             self.flush_tungstenite().await?;
@@ -96,7 +87,7 @@ impl Session<'_> {
                 .write_frame(opcode, Bytes::from(compressed), true);
             within_write_timeout(self.shared.config.write_timeout, write).await?;
             self.traffic.sent(len);
-            return Ok(());
+            return Ok(Compressed::Written);
         }
         let opcode = match opcode {
             DataOpcode::Text => OpCode::Data(Data::Text),
@@ -104,10 +95,9 @@ impl Session<'_> {
         };
         let mut frame = Frame::message(compressed, opcode, true);
         frame.header_mut().rsv1 = true;
-        self.feed_tungstenite(Message::Frame(frame), false, len)
-            .await?;
+        // Counted here: `feed` counts only text and binary messages.
         self.traffic.sent(len);
-        Ok(())
+        Ok(Compressed::Queue(Message::Frame(frame)))
     }
 
     /// Writes a large data frame straight from its payload buffer (no copy
@@ -148,6 +138,14 @@ impl Session<'_> {
             Err(_elapsed) => Err(Ending::Dropped(Abort::WriteTimeout)),
         }
     }
+}
+
+/// What [`Session::compress`] did with a message.
+enum Compressed {
+    /// Written to the socket already.
+    Written,
+    /// For tungstenite's buffer: compressed, or as it was.
+    Queue(Message),
 }
 
 /// A write of our own to the socket (not through tungstenite), given up
