@@ -1,7 +1,9 @@
 // End-to-end test of the page in headless Chromium, driven through Debian's
 // chromedriver with plain WebDriver HTTP calls (Node's built-in fetch; no npm
-// packages). It runs the seed tutorial's JS snippet against the server's
-// bare origin, types a message and sends it, sends bytes as hex and a file,
+// packages). It checks the page shows the compression the browser
+// negotiated (permessage-deflate with the harness's --deflate on server,
+// none with its --deflate off one), runs the seed tutorial's JS snippet
+// against the server's bare origin, types a message and sends it, sends bytes as hex and a file,
 // checks each echo in the log, joins a room, has two more windows of the
 // page chat with each other and receive a `duplex push` from the real CLI,
 // checks that RTT shows, restarts the server through the harness and
@@ -10,9 +12,12 @@
 //
 // Run it inside the harness (scripts/test-browser.sh does):
 //   duplex-browser-harness [--server-arg=--ui-dir --server-arg=dist] -- node e2e/page.mjs
+// (the harness starts its server with --deflate on and a second one with
+// --deflate off; with the harness's --deflate off the compression check fails)
 // Environment:
 //   DUPLEX_TEST_HTTP_URL     the server; the page is at / when it serves --ui-dir
-//   DUPLEX_TEST_WS_URL       the echo endpoint
+//   DUPLEX_TEST_WS_URL       the echo endpoint (a --deflate on server)
+//   DUPLEX_TEST_DEFLATE_OFF_WS_URL  the echo endpoint of a --deflate off server
 //   DUPLEX_TEST_CONTROL_URL  the harness's control endpoint (restart test)
 //   DUPLEX_TEST_PUSH_TOKEN   the server's --push-token (push test)
 //   DUPLEX_TEST_SERVER_BIN   the duplex binary, whose `duplex push` it runs
@@ -150,6 +155,21 @@ const echoed = (kind, content) =>
   until(`a received ${kind} row "${content}"`, async () =>
     (await rows()).find((r) => r.dir === 'in' && r.kind === kind && r.content === content));
 const state = () => run("return document.getElementById('duplex').dataset.state;");
+// The compression label next to the state badge, and the extensions it was
+// read from (WebSocket.extensions, in data-extensions).
+const compression = () => run(`const e = document.getElementById('compression');
+  return { label: e.textContent, extensions: e.dataset.extensions, title: e.title };`);
+async function compressionShows(label) {
+  let shown;
+  try {
+    return await until(`the page to show "${label}"`, async () => {
+      shown = await compression();
+      return shown.label === label && shown;
+    });
+  } catch (error) {
+    throw new Error(`${error.message}; it shows ${JSON.stringify(shown)}`);
+  }
+}
 
 // --- windows: WebDriver commands act on the window switched to last --------
 const windowHandle = () => wd('GET', s('/window'));
@@ -224,6 +244,32 @@ async function main() {
       return { ready: Number(document.getElementById('duplex').dataset.readyMs), dom: n.domContentLoadedEventEnd };`);
     if (!(t.ready > 0 && t.ready < 1000)) throw new Error(`page ready after ${t.ready} ms`);
     return `wasm up ${Math.round(t.ready)} ms after navigation start, open ${Date.now() - started} ms after load began`;
+  });
+
+  await check('the page shows the compression the browser negotiated', async () => {
+    // The harness's server runs with --deflate on, and Chromium offers
+    // permessage-deflate on every socket.
+    const on = await compressionShows('compression: permessage-deflate');
+    if (!on.extensions.includes('permessage-deflate') || on.title !== on.extensions) {
+      throw new Error(`against --deflate on: ${JSON.stringify(on)}`);
+    }
+    // The same page pointed at the --deflate off server, in its own window.
+    const offUrl = new URL(url);
+    offUrl.searchParams.set('url', given('DUPLEX_TEST_DEFLATE_OFF_WS_URL'));
+    const main = await windowHandle();
+    const handle = await newWindow();
+    let off;
+    try {
+      await switchTo(handle);
+      await wd('POST', s('/url'), { url: offUrl.href });
+      await until('the page open on the --deflate off server', async () => (await state()) === 'open');
+      off = await compressionShows('compression: none');
+      if (off.extensions !== '') throw new Error(`against --deflate off: ${JSON.stringify(off)}`);
+    } finally {
+      await wd('DELETE', s('/window')).catch(() => {});
+      await switchTo(main);
+    }
+    return `--deflate on: "${on.label}" (${on.extensions}); --deflate off: "${off.label}"`;
   });
 
   await check("the seed tutorial's five-line JS snippet gets its message back byte-exact", async () => {
@@ -403,6 +449,8 @@ async function main() {
       await control('/server/stop');
       try {
         await until('state reconnecting', async () => (await state()) === 'reconnecting');
+        // No socket, nothing negotiated to show.
+        await compressionShows('compression: –');
         await type('#send-text', 'sent while the server was down');
         await click('#send-text-button');
         // The counter is redrawn on the next animation frame, not at once.
@@ -413,6 +461,7 @@ async function main() {
         await control('/server/start');
       }
       await until('state open', async () => (await state()) === 'open', 20_000);
+      await compressionShows('compression: permessage-deflate');
       await echoed('text', 'sent while the server was down');
       const reconnects = await text('#count-reconnects');
       if (reconnects !== '1') throw new Error(`reconnects counter ${reconnects}`);

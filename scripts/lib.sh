@@ -15,12 +15,13 @@ KOSOKU_VERSION="0.1.0"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# start_server LOGFILE ARGS... : starts the release server on a free
-# loopback port; sets SERVER_PID and SERVER_ADDR from its "listening" line.
+# start_server LOGFILE ARGS... : starts the release server (from
+# CARGO_TARGET_DIR when set, as cargo builds it) on a free loopback port;
+# sets SERVER_PID and SERVER_ADDR from its "listening" line.
 start_server() {
     local log="$1"; shift
     RUST_LOG="${RUST_LOG:-warn,duplex_server::server=info}" \
-        "$ROOT/target/release/duplex" --listen 127.0.0.1:0 --log-format json "$@" 2>"$log" &
+        "${CARGO_TARGET_DIR:-$ROOT/target}/release/duplex" --listen 127.0.0.1:0 --log-format json "$@" 2>"$log" &
     SERVER_PID=$!
     SERVER_ADDR=""
     for _ in $(seq 1 100); do

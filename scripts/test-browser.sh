@@ -5,9 +5,9 @@
 #      --release into target/browser-tests/dist; reports the .wasm size and
 #      fails above the size goal: 200 KiB raw, 80 KiB gzipped);
 #   3. the wasm-bindgen tests (client-wasm/tests/browser.rs) under the
-#      harness, which starts the server on a free port with a random push
-#      token, passes its URLs at build time and lets the reconnect test
-#      restart it;
+#      harness, which starts the server (--deflate on) on a free port with a
+#      random push token, and a second one with --deflate off, passes their
+#      URLs at build time and lets the reconnect test restart the first;
 #   4. the page's end-to-end test (e2e/page.mjs, WebDriver through Debian's
 #      chromedriver) against `duplex --ui-dir` serving that build, with the
 #      server's push token and binary for `duplex push`; it saves
@@ -63,7 +63,9 @@ timed "build: release server, test harness and load generator" \
     cargo build --locked --release -p duplex-server -p duplex-browser-harness -p duplex-bench
 # DUPLEX_SERVER runs the suites against another build of the server.
 target="${CARGO_TARGET_DIR:-$ROOT/target}"
-harness=("$target/release/duplex-browser-harness" --server "${DUPLEX_SERVER:-$target/release/duplex}")
+# --deflate on: the compression checks need it, whatever the server's default
+# (the harness also runs a --deflate off server for the checks without it).
+harness=("$target/release/duplex-browser-harness" --server "${DUPLEX_SERVER:-$target/release/duplex}" --deflate on)
 # Not into dist/: a `trunk serve` from scripts/up.sh may be using it.
 timed "build: the page (trunk build --release)" \
     trunk build --release --dist "$dist" --public-url / >"$out/trunk.log" 2>&1 \

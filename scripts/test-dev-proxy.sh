@@ -13,7 +13,7 @@ cd "$ROOT"
 
 eval "$("$ROOT/scripts/setup-wasm.sh" --env)"
 export TRUNK_SKIP_VERSION_CHECK=true
-bench="$ROOT/target/release/duplex-bench"
+bench="${CARGO_TARGET_DIR:-$ROOT/target}/release/duplex-bench"
 [ -x "$bench" ] || die "build duplex-bench first (cargo build --release -p duplex-bench)"
 
 out="$ROOT/target/dev-proxy"

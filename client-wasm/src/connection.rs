@@ -270,6 +270,18 @@ impl Connection {
         self.inner.borrow().supervisor.state().clone()
     }
 
+    /// The extensions the open socket negotiated (see
+    /// [`Transport::extensions`]): `Some("permessage-deflate; …")` when the
+    /// server compresses, `Some("")` when it does not, `None` while no
+    /// socket is open or closing.
+    pub fn extensions(&self) -> Option<String> {
+        self.inner
+            .borrow()
+            .transport
+            .as_ref()
+            .map(|transport| transport.extensions())
+    }
+
     /// Messages and bytes queued.
     pub fn queued(&self) -> (usize, usize) {
         let inner = self.inner.borrow();

@@ -85,9 +85,55 @@ pub fn seconds_left(now_ms: f64, due_ms: f64) -> u64 {
     }
 }
 
+/// What the page says about compression, from the socket's negotiated
+/// extensions (`WebSocket.extensions`, `None` without a socket):
+/// `compression: permessage-deflate` when the list names it (parameters
+/// such as `client_no_context_takeover` aside), `compression: none` when
+/// it does not, `compression: –` while there is no socket to ask.
+pub fn compression(extensions: Option<&str>) -> String {
+    let Some(extensions) = extensions else {
+        return "compression: –".into();
+    };
+    // `name; param, name; param`: the name is what comes before any `;`.
+    let deflate = extensions
+        .split(',')
+        .filter_map(|extension| extension.split(';').next())
+        .any(|name| name.trim().eq_ignore_ascii_case("permessage-deflate"));
+    if deflate {
+        "compression: permessage-deflate".into()
+    } else {
+        "compression: none".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compression_labels() {
+        assert_eq!(compression(None), "compression: –");
+        assert_eq!(compression(Some("")), "compression: none");
+        assert_eq!(
+            compression(Some(
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+            )),
+            "compression: permessage-deflate"
+        );
+        assert_eq!(
+            compression(Some("permessage-deflate")),
+            "compression: permessage-deflate"
+        );
+        assert_eq!(
+            compression(Some("x-other; a=1, Permessage-Deflate ; b")),
+            "compression: permessage-deflate"
+        );
+        // A parameter that merely mentions deflate is not the extension.
+        assert_eq!(
+            compression(Some("x-frame; permessage-deflate")),
+            "compression: none"
+        );
+    }
 
     #[test]
     fn sizes() {

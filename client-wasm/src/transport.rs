@@ -277,6 +277,16 @@ impl Transport {
         self.ws.url()
     }
 
+    /// The extensions the server accepted, as the browser reports them
+    /// (`WebSocket.extensions`): `permessage-deflate; …` when messages are
+    /// compressed both ways, empty when nothing was negotiated, and empty
+    /// until the socket opens. Browsers offer permessage-deflate on every
+    /// socket and compress on their own: the client has nothing to do but
+    /// read the outcome.
+    pub fn extensions(&self) -> String {
+        self.ws.extensions()
+    }
+
     /// The underlying browser socket, to inspect it (tests use it to check
     /// that dropping the transport closed it).
     pub fn as_web_sys(&self) -> &WebSocket {

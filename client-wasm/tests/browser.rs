@@ -52,6 +52,14 @@ fn dead_url() -> &'static str {
     )
 }
 
+/// The harness's second server, started with `--deflate off`.
+fn deflate_off_url() -> &'static str {
+    given(
+        option_env!("DUPLEX_TEST_DEFLATE_OFF_WS_URL"),
+        "DUPLEX_TEST_DEFLATE_OFF_WS_URL",
+    )
+}
+
 fn control_url() -> &'static str {
     given(
         option_env!("DUPLEX_TEST_CONTROL_URL"),
@@ -267,6 +275,154 @@ async fn unreachable_url_fails_with_a_clear_error() {
         Transport::open("ws://[::1"),
         Err(TransportError::InvalidUrl { .. })
     ));
+}
+
+/// The harness starts [`ws_url`]'s server with `--deflate on`; Chromium
+/// offers permessage-deflate on every socket, so once open the browser
+/// reports the extension the server accepted.
+#[wasm_bindgen_test]
+async fn the_browser_negotiates_permessage_deflate_with_a_deflate_on_server() {
+    let transport = Transport::open(ws_url()).expect("a valid URL");
+    // Nothing is negotiated before the handshake's answer.
+    assert_eq!(transport.extensions(), "");
+    within("open", transport.opened())
+        .await
+        .expect("the server accepts");
+    let extensions = transport.extensions();
+    assert!(
+        extensions.contains("permessage-deflate"),
+        "WebSocket.extensions against a --deflate on server: {extensions:?}"
+    );
+
+    // The connection manager reports it while open, and nothing without a
+    // socket.
+    let mut config = ConnectionConfig::new(ws_url());
+    config.probe_interval = None;
+    let (connection, mut events) = Connection::new(config);
+    assert_eq!(connection.extensions(), None);
+    connection.connect();
+    wait_for(&mut events, "open", |e| is_state(e, "open")).await;
+    let managed = connection.extensions().unwrap_or_default();
+    assert!(
+        managed.contains("permessage-deflate"),
+        "Connection::extensions against a --deflate on server: {managed:?}"
+    );
+    connection.close(1000, "").expect("a valid close");
+    wait_for(&mut events, "closed", |e| is_state(e, "closed")).await;
+    assert_eq!(connection.extensions(), None);
+}
+
+/// Against the harness's `--deflate off` server the same browser offer is
+/// declined: no extensions, and messages still flow.
+#[wasm_bindgen_test]
+async fn no_extension_is_negotiated_with_a_deflate_off_server() {
+    let transport = within("open", Transport::connect(deflate_off_url()))
+        .await
+        .expect("the server accepts");
+    assert_eq!(transport.extensions(), "", "WebSocket.extensions");
+    let text = compressible_text(16 * 1024);
+    transport
+        .send(&Message::Text(text.clone()))
+        .expect("open socket sends");
+    assert_text_echo(
+        "16 KiB uncompressed",
+        within("echo", transport.recv()).await,
+        &text,
+    );
+
+    let mut config = ConnectionConfig::new(deflate_off_url());
+    config.probe_interval = None;
+    let (connection, mut events) = Connection::new(config);
+    connection.connect();
+    wait_for(&mut events, "open", |e| is_state(e, "open")).await;
+    assert_eq!(connection.extensions().as_deref(), Some(""));
+}
+
+/// Large text through a compressed connection: the server inflates what
+/// Chromium deflates and deflates its echo (both sizes are far above its
+/// `--deflate-threshold`), and every byte comes back, including a
+/// repeat of the first message (no context is carried between messages).
+#[wasm_bindgen_test]
+async fn large_text_echoes_byte_exact_through_permessage_deflate() {
+    let transport = within("open", Transport::connect(ws_url()))
+        .await
+        .expect("the server accepts");
+    let extensions = transport.extensions();
+    assert!(
+        extensions.contains("permessage-deflate"),
+        "this test needs a compressed connection; WebSocket.extensions: {extensions:?}"
+    );
+    let small = compressible_text(16 * 1024);
+    let large = records_text(100 * 1024);
+    let sent = [
+        ("16 KiB", &small),
+        ("100 KiB", &large),
+        ("16 KiB again", &small),
+    ];
+    // All three in flight at once, then their echoes in order.
+    for (_, text) in sent {
+        transport
+            .send(&Message::Text(text.clone()))
+            .expect("open socket sends");
+    }
+    for (what, text) in sent {
+        assert_text_echo(what, within(what, transport.recv()).await, text);
+    }
+}
+
+/// Exactly `len` bytes of chat-like UTF-8 that deflates well: the same
+/// line over and over, with a multi-byte character in each.
+fn compressible_text(len: usize) -> String {
+    let line = "the quick brown fox jumps over the lazy dog ✓ hello, Duplex\n";
+    let mut text = String::with_capacity(len);
+    while text.len() + line.len() <= len {
+        text.push_str(line);
+    }
+    text.extend(std::iter::repeat_n('.', len - text.len()));
+    text
+}
+
+/// Exactly `len` bytes of JSON-like records with counters and noise: it
+/// deflates, but not to almost nothing.
+fn records_text(len: usize) -> String {
+    let noise = pattern(len, 0x5eed);
+    let mut text = String::with_capacity(len);
+    let mut seq = 0usize;
+    loop {
+        let byte = noise[seq % noise.len()];
+        let record = format!(
+            "{{\"seq\":{seq},\"room\":\"lobby-{}\",\"text\":\"héllo {byte:02x}{:02x}\"}}\n",
+            byte % 7,
+            noise[(seq * 31) % noise.len()]
+        );
+        if text.len() + record.len() > len {
+            break;
+        }
+        text.push_str(&record);
+        seq += 1;
+    }
+    text.extend(std::iter::repeat_n(' ', len - text.len()));
+    text
+}
+
+/// `got` is the text `want`, byte for byte; says where it differs rather
+/// than printing kilobytes.
+fn assert_text_echo(what: &str, got: Option<Message>, want: &str) {
+    let Some(Message::Text(got)) = got else {
+        panic!("expected the {what} text echo, got {got:?}");
+    };
+    if got != want {
+        let at = got
+            .bytes()
+            .zip(want.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "the {what} echo differs: {} bytes back for {} sent, first difference at byte {at}",
+            got.len(),
+            want.len()
+        );
+    }
 }
 
 #[wasm_bindgen_test]

@@ -67,6 +67,7 @@ struct Page {
 struct Elements {
     root: HtmlElement,
     state: HtmlElement,
+    compression: HtmlElement,
     url: HtmlInputElement,
     connect: HtmlButtonElement,
     disconnect: HtmlButtonElement,
@@ -94,6 +95,7 @@ impl Elements {
         Ok(Self {
             root: dom::by_id(document, "duplex")?,
             state: dom::by_id(document, "state")?,
+            compression: dom::by_id(document, "compression")?,
             url: dom::by_id(document, "url")?,
             connect: dom::by_id(document, "connect")?,
             disconnect: dom::by_id(document, "disconnect")?,
@@ -531,12 +533,28 @@ impl App {
         self.request_frame();
     }
 
-    /// The state badge and which buttons make sense.
+    /// The state badge, the negotiated compression next to it, and which
+    /// buttons make sense.
     fn update_state(&self) {
         let state = self.connection.state();
         dom::set_text(&self.el.state, &state.label(time::now_ms()));
         dom::set_attr(&self.el.state, "data-state", state.name());
         dom::set_attr(&self.el.root, "data-state", state.name());
+        // Read from the socket, not assumed: the browser offers
+        // permessage-deflate and the server decides (`--deflate`).
+        let extensions = self.connection.extensions();
+        dom::set_text(
+            &self.el.compression,
+            &format::compression(extensions.as_deref()),
+        );
+        let title = match extensions.as_deref() {
+            None => "no socket open",
+            Some("") => "no WebSocket extensions negotiated",
+            Some(list) => list,
+        };
+        dom::set_attr(&self.el.compression, "title", title);
+        let list = extensions.as_deref().unwrap_or_default();
+        dom::set_attr(&self.el.compression, "data-extensions", list);
         self.el
             .connect
             .set_disabled(!matches!(state, State::Closed | State::Reconnecting { .. }));

@@ -1,16 +1,22 @@
 //! `duplex-browser-harness`: runs a command (the browser test suites)
 //! against a real release Duplex server.
 //!
-//! It starts the server on a free loopback port, opens a control endpoint
-//! the tests can call to stop and restart that server on the same port
-//! ([`control`]), runs the command with the URLs in its environment, then
-//! stops the server (by its PID, with SIGTERM) and exits with the command's
-//! status.
+//! It starts the server on a free loopback port with `--deflate on` given
+//! explicitly, whatever the server's default (the harness's `--deflate off`
+//! turns it off, to see the compression tests fail), and a second server
+//! with `--deflate off` on another port; opens a control endpoint the tests
+//! can call to stop and restart the first server on the same port
+//! ([`control`]); runs the command with the URLs in its environment; then
+//! stops both servers (by their PIDs, with SIGTERM) and exits with the
+//! command's status.
 //!
 //! Environment given to the command:
 //! - `DUPLEX_TEST_WS_URL`: `ws://127.0.0.1:PORT/echo`
 //! - `DUPLEX_TEST_HTTP_URL`: `http://127.0.0.1:PORT` (the page, with `--ui-dir`)
 //! - `DUPLEX_TEST_CONTROL_URL`: `http://127.0.0.1:PORT2` (see [`control`])
+//! - `DUPLEX_TEST_DEFLATE_OFF_WS_URL`: `ws://127.0.0.1:PORT3/echo`, the
+//!   second server, which never accepts permessage-deflate (not
+//!   controllable, no `--server-arg`s)
 //! - `DUPLEX_TEST_DEAD_WS_URL`: a WebSocket URL on a loopback port nothing
 //!   listens on
 //! - `DUPLEX_TEST_PUSH_TOKEN`: the server's `--push-token`, random for each
@@ -20,23 +26,41 @@
 //!   tests that run its CLI (`duplex push`)
 //!
 //! ```text
-//! duplex-browser-harness [--server target/release/duplex] [--server-arg=--ui-dir --server-arg=dist] \
-//!     -- cargo test --target wasm32-unknown-unknown -p duplex-client
+//! duplex-browser-harness [--server target/release/duplex] [--deflate on|off] \
+//!     [--server-arg=--ui-dir --server-arg=dist] -- cargo test --target wasm32-unknown-unknown -p duplex-client
 //! ```
 
 mod control;
 mod server;
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 use crate::control::Controlled;
-use crate::server::{Launcher, Stop};
+use crate::server::{Launcher, Server, Stop};
+
+/// The server's `--deflate` modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Deflate {
+    /// Accept permessage-deflate when the client offers it.
+    On,
+    /// Never accept it.
+    Off,
+}
+
+impl Deflate {
+    fn as_arg(self) -> &'static str {
+        match self {
+            Self::On => "on",
+            Self::Off => "off",
+        }
+    }
+}
 
 /// Runs COMMAND against a real Duplex server started on a free loopback
 /// port; tests can stop and restart it through a control endpoint.
@@ -50,6 +74,11 @@ struct Cli {
     /// `--server-arg=--ui-dir --server-arg=dist`.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
+    /// permessage-deflate on the server (its `--deflate`, always passed
+    /// explicitly, so a change of the server's default changes no test).
+    /// `off` is for checking that the compression tests can fail.
+    #[arg(long, value_enum, default_value = "on")]
+    deflate: Deflate,
     /// The server's log file [default: target/browser-tests/server.log].
     #[arg(long)]
     log: Option<PathBuf>,
@@ -80,20 +109,56 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     // One run per log: restarts append to it, a new run starts it afresh.
     std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    if let Some(arg) = cli
+        .server_args
+        .iter()
+        .find(|arg| *arg == "--deflate" || arg.starts_with("--deflate="))
+    {
+        bail!("{arg} in --server-arg: use the harness's own --deflate on|off");
+    }
     let binary = cli.server.unwrap_or_else(|| server::default_binary(&root));
     let binary = std::path::absolute(&binary)
         .with_context(|| format!("cannot resolve {}", binary.display()))?;
+    let push_token = random_token().context("cannot make a push token")?;
+    let plain_log = sibling_log(&log, "deflate-off");
+    std::fs::File::create(&plain_log)
+        .with_context(|| format!("cannot create {}", plain_log.display()))?;
+    let plain_launcher = Launcher {
+        binary: binary.clone(),
+        args: vec!["--deflate".into(), Deflate::Off.as_arg().into()],
+        log: plain_log,
+        push_token: push_token.clone(),
+    };
+    let mut args = vec!["--deflate".into(), cli.deflate.as_arg().into()];
+    args.extend(cli.server_args);
     let launcher = Launcher {
         binary,
-        args: cli.server_args,
+        args,
         log,
-        push_token: random_token().context("cannot make a push token")?,
+        push_token,
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let server = launcher
+    // Everything that can fail without a server running comes first, so
+    // an error leaves no server behind.
+    let control = TcpListener::bind(loopback).context("cannot bind the control endpoint")?;
+    let control_addr = control.local_addr()?;
+    // A port that was free a moment ago and that nothing binds on purpose;
+    // held until the servers have their ports, so neither gets this one.
+    let dead = TcpListener::bind(loopback)?;
+    let dead_port = dead.local_addr()?.port();
+    let plain = plain_launcher
         .start(loopback)
-        .context("cannot start the server")?;
+        .context("cannot start the --deflate off server")?;
+    let server = match launcher.start(loopback) {
+        Ok(server) => server,
+        Err(error) => {
+            let _ = plain.stop(Stop::Kill);
+            return Err(error).context("cannot start the server");
+        }
+    };
+    drop(dead);
     let addr = server.addr;
+    let plain_addr = plain.addr;
     let pid = server.pid();
     let push_token = launcher.push_token.clone();
     let server_bin = launcher.binary.clone();
@@ -103,17 +168,16 @@ fn run() -> anyhow::Result<ExitCode> {
         server: Some(server),
     }));
 
-    let control = TcpListener::bind(loopback).context("cannot bind the control endpoint")?;
-    let control_addr = control.local_addr()?;
     {
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || control::serve(control, shared));
     }
-    // A port that was free a moment ago and that nothing binds on purpose.
-    let dead_port = TcpListener::bind(loopback)?.local_addr()?.port();
 
     eprintln!(
-        "harness: server pid {pid} on ws://{addr}/echo, control http://{control_addr}, running: {}",
+        "harness: server pid {pid} on ws://{addr}/echo (--deflate {}), --deflate off server pid {} \
+         on ws://{plain_addr}/echo, control http://{control_addr}, running: {}",
+        cli.deflate.as_arg(),
+        plain.pid(),
         cli.command.join(" ")
     );
     let status = Command::new(&cli.command[0])
@@ -121,6 +185,10 @@ fn run() -> anyhow::Result<ExitCode> {
         .env("DUPLEX_TEST_WS_URL", format!("ws://{addr}/echo"))
         .env("DUPLEX_TEST_HTTP_URL", format!("http://{addr}"))
         .env("DUPLEX_TEST_CONTROL_URL", format!("http://{control_addr}"))
+        .env(
+            "DUPLEX_TEST_DEFLATE_OFF_WS_URL",
+            format!("ws://{plain_addr}/echo"),
+        )
         .env(
             "DUPLEX_TEST_DEAD_WS_URL",
             format!("ws://127.0.0.1:{dead_port}/echo"),
@@ -130,22 +198,50 @@ fn run() -> anyhow::Result<ExitCode> {
         .status()
         .with_context(|| format!("cannot run {}", cli.command[0]));
 
-    // Stop the server whatever happened to the command.
+    // Stop the servers whatever happened to the command.
     let mut state = control::lock(&shared);
-    if let Some(mut server) = state.server.take() {
-        if let Some(status) = server.exited() {
-            bail!("the server died during the run ({status}); see its log");
+    let mut problems = Vec::new();
+    if let Some(server) = state.server.take() {
+        if let Err(error) = finish(server) {
+            problems.push(format!("the server {error:#}"));
         }
-        let exit = server.stop(Stop::Graceful)?;
-        if !exit.success() {
-            bail!("the server exited with {exit} after SIGTERM (expected success)");
-        }
+    }
+    if let Err(error) = finish(plain) {
+        problems.push(format!("the --deflate off server {error:#}"));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
     }
     Ok(match status?.code() {
         Some(0) => ExitCode::SUCCESS,
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// Stops a server that should still be running, gracefully; an error if it
+/// died on its own or did not exit cleanly.
+fn finish(mut server: Server) -> anyhow::Result<()> {
+    if let Some(status) = server.exited() {
+        bail!("died during the run ({status}); see its log");
+    }
+    let exit = server.stop(Stop::Graceful)?;
+    if !exit.success() {
+        bail!("exited with {exit} after SIGTERM (expected success)");
+    }
+    Ok(())
+}
+
+/// `dir/server-wasm.log` with `tag`: `dir/server-wasm-TAG.log`.
+fn sibling_log(log: &Path, tag: &str) -> PathBuf {
+    let stem = log
+        .file_stem()
+        .map_or_else(|| "server".into(), |stem| stem.to_string_lossy());
+    let name = match log.extension() {
+        Some(ext) => format!("{stem}-{tag}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{tag}"),
+    };
+    log.with_file_name(name)
 }
 
 /// A fresh push token for each run: 128 bits from the kernel, as hex. Not
@@ -161,7 +257,24 @@ fn random_token() -> std::io::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::random_token;
+    use std::path::Path;
+
+    use super::{random_token, sibling_log};
+
+    #[test]
+    fn the_second_servers_log_sits_next_to_the_first() {
+        assert_eq!(
+            sibling_log(
+                Path::new("target/browser-tests/server-wasm.log"),
+                "deflate-off"
+            ),
+            Path::new("target/browser-tests/server-wasm-deflate-off.log")
+        );
+        assert_eq!(
+            sibling_log(Path::new("logs/server"), "x"),
+            Path::new("logs/server-x")
+        );
+    }
 
     #[test]
     fn push_tokens_are_random_hex() {
