@@ -26,7 +26,7 @@ if [ "$("$venv/bin/python" -m pip show kosoku 2>/dev/null | sed -n 's/^Version: 
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "kosoku==$KOSOKU_VERSION"
 fi
 # Its permessage-deflate cases fail every text message on its own bug.
-"$venv/bin/python" "$ROOT/autobahn/kosoku-text-hash.py"
+"$venv/bin/python" "$ROOT/autobahn/kosoku-mend.py"
 
 # The browser client's toolchain: wasm32 target, trunk, wasm-bindgen-cli,
 # wasm-pack, wasm-opt, Chromium and chromedriver (each skipped when present).

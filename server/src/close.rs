@@ -12,29 +12,35 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 /// because of `error`, or `None` when the peer is already gone and nothing
 /// can be sent.
 pub(crate) fn frame_for(error: &WsError) -> Option<CloseFrame> {
-    let (code, reason) = match error {
-        // Section 8.1: invalid UTF-8 in a text message (or a close reason).
-        WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8"),
-        // Section 7.4.1: a message too big to process.
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
-            (CloseCode::Size, "message too big")
-        }
-        WsError::Capacity(CapacityError::TooManyHeaders) => (CloseCode::Protocol, "protocol error"),
+    let deflate = match error {
+        WsError::Io(io) => DeflateError::in_io(io),
+        _ => None,
+    };
+    let (code, reason) = match (error, deflate) {
         // A compressed message that cannot be inflated (wire::inflate).
-        WsError::Io(io) if DeflateError::in_io(io).is_some() => match DeflateError::in_io(io) {
-            Some(DeflateError::Corrupt(_)) => (CloseCode::Invalid, "invalid compressed data"),
-            Some(DeflateError::TooLarge) => (CloseCode::Size, "message too big"),
-            _ => (CloseCode::Protocol, "protocol error"),
+        (_, Some(DeflateError::Corrupt(_))) => (CloseCode::Invalid, "invalid compressed data"),
+        (_, Some(DeflateError::TooLarge)) => (CloseCode::Size, "message too big"),
+        (_, Some(DeflateError::Protocol)) => (CloseCode::Protocol, "protocol error"),
+        (error, None) => match error {
+            // Section 8.1: invalid UTF-8 in a text message (or a close reason).
+            WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8"),
+            // Section 7.4.1: a message too big to process.
+            WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+                (CloseCode::Size, "message too big")
+            }
+            WsError::Capacity(CapacityError::TooManyHeaders) => {
+                (CloseCode::Protocol, "protocol error")
+            }
+            // The peer vanished: there is nobody to tell.
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+            | WsError::Io(_)
+            | WsError::ConnectionClosed
+            | WsError::AlreadyClosed => return None,
+            WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+            // Our own outbound bound was hit: the client is not keeping up.
+            WsError::WriteBufferFull(_) => (CloseCode::Again, "outbound buffer full"),
+            _ => (CloseCode::Error, "internal error"),
         },
-        // The peer vanished: there is nobody to tell.
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
-        | WsError::Io(_)
-        | WsError::ConnectionClosed
-        | WsError::AlreadyClosed => return None,
-        WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
-        // Our own outbound bound was hit: the client is not keeping up.
-        WsError::WriteBufferFull(_) => (CloseCode::Again, "outbound buffer full"),
-        _ => (CloseCode::Error, "internal error"),
     };
     Some(CloseFrame {
         code,

@@ -241,9 +241,9 @@ fn negotiate_deflate(headers: &HeaderMap) -> Option<Agreement> {
     )
 }
 
-/// Safari 15.0 to 15.3 (`Version/15.N ... Safari/`, not Chrome or Edge on
-/// iOS, which add their own tokens but run the same engine: they are
-/// declined too).
+/// Safari 15.0 to 15.3: `Version/15.N` and `Safari/` without `Chrome/`.
+/// Every browser on iOS 15.0-15.3 runs Safari's engine and sends the same
+/// `Version/` token, so they are declined too, as they should be.
 fn is_broken_safari(agent: &[u8]) -> bool {
     let Ok(agent) = std::str::from_utf8(agent) else {
         return false;
