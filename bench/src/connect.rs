@@ -40,6 +40,14 @@ pub struct ConnectOptions {
     /// Longest a TCP connect plus upgrade may take.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+
+    /// Offer permessage-deflate (RFC 7692) as Chromium does
+    /// (`permessage-deflate; client_max_window_bits`) and fail a connection
+    /// whose server declines it. Every message sent is compressed (level 1,
+    /// no context takeover); compressed messages received are inflated
+    /// before they are checked.
+    #[arg(long)]
+    pub deflate: bool,
 }
 
 impl ConnectOptions {
@@ -147,6 +155,7 @@ impl Dialer {
             &self.options.url,
             index as u64,
             self.message_size,
+            self.options.deflate,
         );
         let outcome = match tokio::time::timeout(timeout, connect).await {
             Ok(outcome) => outcome,
@@ -185,6 +194,7 @@ mod tests {
             ramp_rate: None,
             connect_concurrency: 1,
             connect_timeout: Duration::from_secs(1),
+            deflate: false,
         };
         assert!(options.validate().is_ok());
         options.ramp_rate = Some(0.0);

@@ -72,6 +72,11 @@ pub struct FanoutOptions {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+
+    /// Offer permessage-deflate as Chromium does and fail if the server
+    /// declines (see `duplex-bench echo --help`).
+    #[arg(long)]
+    pub deflate: bool,
 }
 
 /// Why a fan-out run could not be made.
@@ -190,9 +195,15 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
     let mut clients = Vec::with_capacity(total);
     for index in 0..total {
         let join = |source| FanoutError::Join { index, source };
-        let mut client = Client::connect(addr, &options.url, index as u64, options.size + 64)
-            .await
-            .map_err(join)?;
+        let mut client = Client::connect(
+            addr,
+            &options.url,
+            index as u64,
+            options.size + 64,
+            options.deflate,
+        )
+        .await
+        .map_err(join)?;
         let request = serde_json::json!({
             "type": "join", "room": options.room, "name": format!("bench{index}")
         });
