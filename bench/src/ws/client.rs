@@ -35,8 +35,8 @@ const MAX_MESSAGE: usize = 64 << 20;
 /// RSV1 in [`Header::rsv`]: the message is compressed (RFC 7692 §6).
 const RSV1: u8 = 0b100;
 
-/// The compression level of the messages sent with deflate: zlib's
-/// fastest, as the server compresses.
+/// The default compression level of the messages sent with deflate:
+/// zlib's fastest, as the server compresses.
 pub const DEFLATE_LEVEL: u32 = 1;
 
 /// Where a received message's payload lies: in the read buffer (one frame,
@@ -364,8 +364,8 @@ pub struct Client {
 impl Client {
     /// Connects to `addr`, upgrades with a request for `target`, and sizes
     /// the buffers for messages of `message_size` bytes. `seed` varies the
-    /// masking keys between connections. With `deflate` the request offers
-    /// permessage-deflate, and the server must accept it.
+    /// masking keys between connections. With `deflate` (a zlib level) the
+    /// request offers permessage-deflate, and the server must accept it.
     ///
     /// # Errors
     /// [`ClientError::Connect`] when TCP fails, handshake errors when the
@@ -376,7 +376,7 @@ impl Client {
         target: &Target,
         seed: u64,
         message_size: usize,
-        deflate: bool,
+        deflate: Option<u32>,
     ) -> Result<Self, ClientError> {
         let mut stream = TcpStream::connect(addr)
             .await
@@ -384,25 +384,22 @@ impl Client {
         // Each message is one write already; Nagle would only delay it.
         stream.set_nodelay(true)?;
         let key = generate_key();
-        let request = handshake::request(target, &key, deflate);
+        let request = handshake::request(target, &key, deflate.is_some());
         stream.write_all(request.as_bytes()).await?;
         let mut reader = Reader::new(message_size + frame::MAX_HEADER_LEN);
         let accepted = loop {
             reader.fill(&mut stream, 1).await?;
             let head = &reader.buf[..reader.end];
-            if let Some(accepted) = handshake::parse_response(head, &key, deflate)? {
+            if let Some(accepted) = handshake::parse_response(head, &key, deflate.is_some())? {
                 break accepted;
             }
         };
         reader.start = accepted.head_len;
         let mut writer = Writer::new(message_size + frame::MAX_HEADER_LEN, MaskKeys::new(seed));
         writer.sent = request.len() as u64;
-        if let Some(terms) = accepted.deflate {
+        if let (Some(terms), Some(level)) = (accepted.deflate, deflate) {
             reader.enable_inflate(message_size);
-            writer.deflater = Some(Box::new(Deflater::new(
-                DEFLATE_LEVEL,
-                terms.client_window_bits,
-            )));
+            writer.deflater = Some(Box::new(Deflater::new(level, terms.client_window_bits)));
         }
         Ok(Self {
             stream,
