@@ -345,9 +345,9 @@ impl Writer {
         self.buf.clear();
         let key = self.keys.next_key();
         let start = match self.deflate {
-            Some(compression) if !opcode.is_control() => with_deflater(compression, |deflater| {
-                encode_compressed(&mut self.buf, deflater, opcode, key, payload)
-            }),
+            Some(compression) if !opcode.is_control() => {
+                encode_compressed(&mut self.buf, compression, opcode, key, payload)
+            }
             _ => {
                 let header = Header::new(opcode, payload.len() as u64).masked(key);
                 frame::encode_frame(&mut self.buf, &header, payload);
@@ -365,16 +365,18 @@ impl Writer {
 /// set, and returns where in `buf` the frame starts. The message is
 /// compressed straight into `buf` after room for the longest header, and
 /// the header, whose length depends on the compressed length, is written
-/// just before it: no second copy of the message.
+/// just before it: no second copy of the message. Out of line, so the plain
+/// path's code stays as it was.
+#[inline(never)]
 fn encode_compressed(
     buf: &mut Vec<u8>,
-    deflater: &mut Deflater,
+    compression: Compression,
     opcode: OpCode,
     key: [u8; 4],
     payload: &[u8],
 ) -> usize {
     buf.resize(frame::MAX_HEADER_LEN, 0);
-    deflater.compress(payload, buf);
+    with_deflater(compression, |deflater| deflater.compress(payload, buf));
     let compressed_len = buf.len() - frame::MAX_HEADER_LEN;
     let header = Header {
         rsv: RSV1,
