@@ -6,7 +6,8 @@
 //! Run with `cargo bench -p duplex-bench`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
-use duplex_bench::payload::Payload;
+use duplex_bench::payload::{Payload, PayloadKind};
+use duplex_protocol::deflate::{Deflater, Inflater};
 use duplex_protocol::frame::{Header, OpCode, Role, apply_mask, encode_frame};
 use std::hint::black_box;
 
@@ -38,6 +39,41 @@ fn message_cycle(c: &mut Criterion) {
                     .filter(|(header, _)| header.validate(Role::Server).is_ok())
                     .map_or(0, |(_, used)| used);
                 black_box(payload.verify(&echo[start..]).is_ok())
+            });
+        });
+    }
+    group.finish();
+}
+
+/// With --deflate: compressing a chat JSON message (a fresh context each
+/// time, as the client sends it) and inflating its level-1 form (as the
+/// client reads the server's compressed echo).
+fn deflate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("deflate");
+    for size in [100, 1024, 16 * 1024] {
+        group.throughput(Throughput::Bytes(size as u64));
+        let mut payload = Payload::of_kind(PayloadKind::Json, 7, size);
+        let message = payload.stamp(1, 1).to_vec();
+        let mut inflater = Inflater::new();
+        let mut compressed = Vec::with_capacity(size + 64);
+        let mut inflated = Vec::with_capacity(size);
+        // Level 1 is the default (zlib-rs: zlib-ng's quick strategy, static
+        // Huffman codes only); 2 is the fastest with dynamic codes; 6 is
+        // zlib's default.
+        for level in [6, 2, 1] {
+            let mut deflater = Deflater::new(level, 15);
+            let name = format!("compress-level-{level}");
+            group.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
+                b.iter(|| {
+                    compressed.clear();
+                    deflater.compress(black_box(&message), &mut compressed);
+                });
+            });
+        }
+        group.bench_with_input(BenchmarkId::new("inflate", size), &size, |b, _| {
+            b.iter(|| {
+                inflated.clear();
+                black_box(inflater.inflate(black_box(&compressed), 1 << 20, &mut inflated))
             });
         });
     }
@@ -77,8 +113,8 @@ fn verify(c: &mut Criterion) {
 // The macro defines an undocumented `pub fn benches`.
 #[allow(missing_docs)]
 mod group {
-    use super::{mask, message_cycle, verify};
-    criterion::criterion_group!(benches, message_cycle, mask, verify);
+    use super::{deflate, mask, message_cycle, verify};
+    criterion::criterion_group!(benches, message_cycle, deflate, mask, verify);
 }
 use group::benches;
 criterion_main!(benches);

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use crate::error::{BenchError, ClientError};
 use crate::stats::Recorder;
 use crate::target::Target;
-use crate::ws::Client;
+use crate::ws::{Client, DEFLATE_LEVEL};
 
 /// Where to connect and how fast.
 #[derive(Debug, Clone, Args)]
@@ -40,6 +40,30 @@ pub struct ConnectOptions {
     /// Longest a TCP connect plus upgrade may take.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+
+    /// Offer permessage-deflate (RFC 7692) as Chromium does
+    /// (`permessage-deflate; client_max_window_bits`) and fail a connection
+    /// whose server declines it. Every message sent is compressed (no
+    /// context takeover, --deflate-level); compressed messages received are
+    /// inflated before they are checked.
+    #[arg(long)]
+    pub deflate: bool,
+
+    /// The zlib level (0-9) messages are compressed at with --deflate. 1,
+    /// as the Duplex server compresses. With the zlib-rs backend level 1 is
+    /// zlib-ng's quick strategy (static Huffman codes only), which shrinks
+    /// text markedly less than level 2 (docs/bench.md, permessage-deflate).
+    #[arg(long, default_value_t = DEFLATE_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9), requires = "deflate")]
+    pub deflate_level: u32,
+}
+
+impl ConnectOptions {
+    /// The compression level to offer deflate with, `None` without
+    /// `--deflate`.
+    #[must_use]
+    pub fn deflate(&self) -> Option<u32> {
+        self.deflate.then_some(self.deflate_level)
+    }
 }
 
 impl ConnectOptions {
@@ -147,6 +171,7 @@ impl Dialer {
             &self.options.url,
             index as u64,
             self.message_size,
+            self.options.deflate(),
         );
         let outcome = match tokio::time::timeout(timeout, connect).await {
             Ok(outcome) => outcome,
@@ -185,6 +210,8 @@ mod tests {
             ramp_rate: None,
             connect_concurrency: 1,
             connect_timeout: Duration::from_secs(1),
+            deflate: false,
+            deflate_level: DEFLATE_LEVEL,
         };
         assert!(options.validate().is_ok());
         options.ramp_rate = Some(0.0);

@@ -26,9 +26,9 @@ use tokio::time::Sleep;
 use crate::connect::{ConnectOptions, Dialer, no_connection};
 use crate::error::{BenchError, ClientError};
 use crate::output::{OutputOptions, Progress};
-use crate::payload::{Mismatch, Payload, TIMED_LEN};
+use crate::payload::{ChatJson, ECHO_ROOM, Mismatch, Payload, PayloadKind, TIMED_LEN};
 use crate::procfs::{CpuMeter, Process};
-use crate::record::{CpuUse, Mode, RunRecord, human_count};
+use crate::record::{CpuUse, Mode, RunRecord, WireBytes, human_count};
 use crate::stats::Recorder;
 use crate::ws::{Client, Message};
 use duplex_protocol::frame::OpCode;
@@ -43,9 +43,17 @@ pub struct EchoOptions {
     #[command(flatten)]
     pub connect: ConnectOptions,
 
-    /// Payload bytes per message (binary). B, KiB or MiB suffixes accepted.
+    /// Payload bytes per message. B, KiB or MiB suffixes accepted.
     #[arg(short, long, default_value = "20", value_parser = parse_size)]
     pub size: usize,
+
+    /// What the messages are: `binary` (a stamp, then a byte pattern that
+    /// deflate shrinks to almost nothing) or `json` (text frames of
+    /// chat-like JSON, `{"type":"publish","room":"lobby","text":"…"}`, whose
+    /// words change from message to message: for deflate figures). JSON
+    /// needs --size of at least 84 bytes.
+    #[arg(long, value_enum, default_value_t = PayloadKind::Binary)]
+    pub payload: PayloadKind,
 
     /// Length of the measurement window. Default 10 s, or no limit with
     /// --messages.
@@ -95,6 +103,12 @@ impl EchoOptions {
                     "open loop (--rate) needs --size of at least {TIMED_LEN} bytes"
                 )));
             }
+        }
+        let min_json = ChatJson::min_size(ECHO_ROOM);
+        if self.payload == PayloadKind::Json && self.size < min_json {
+            return Err(BenchError::Options(format!(
+                "--payload json needs --size of at least {min_json} bytes"
+            )));
         }
         if self.timeout.is_zero() {
             return Err(BenchError::Options("--timeout must be above zero".into()));
@@ -157,6 +171,7 @@ struct Shared {
     /// Every echo, warm-up included: the progress bar's rate.
     echoes_seen: Cell<u64>,
     size: usize,
+    payload: PayloadKind,
     timeout: Duration,
 }
 
@@ -177,13 +192,22 @@ impl Shared {
         at.saturating_duration_since(self.origin).as_nanos() as u64
     }
 
-    fn echoed(&self, now: Instant, latency: Duration) {
+    /// One verified echo; `sent` and `received` are the bytes its
+    /// connection moved on the wire since it last reported.
+    fn echoed(&self, now: Instant, latency: Duration, sent: u64, received: u64) {
         self.echoes_seen.set(self.echoes_seen.get() + 1);
         if self.phase.get() == Phase::Measure {
-            self.recorder
-                .borrow_mut()
-                .record_echo(latency.as_nanos() as u64, self.size);
+            let mut recorder = self.recorder.borrow_mut();
+            recorder.record_echo(latency.as_nanos() as u64, self.size);
+            recorder.record_wire(sent, received);
             self.last_echo.set(now);
+        }
+    }
+
+    /// Bytes written on the wire (open loop's sender).
+    fn wrote(&self, sent: u64) {
+        if self.phase.get() == Phase::Measure {
+            self.recorder.borrow_mut().record_wire(sent, 0);
         }
     }
 
@@ -274,6 +298,7 @@ async fn run_local(options: &EchoOptions, progress: &Progress) -> Result<RunReco
         last_echo: Cell::new(now),
         echoes_seen: Cell::new(0),
         size: options.size,
+        payload: options.payload,
         timeout: options.timeout,
     });
     let mut tasks = JoinSet::new();
@@ -322,9 +347,11 @@ async fn run_local(options: &EchoOptions, progress: &Progress) -> Result<RunReco
     } else {
         Instant::now()
     };
+    let server_used = server_cpu.as_ref().and_then(CpuMeter::used);
     let cpu = CpuUse {
         generator_percent: generator_cpu.and_then(|m| m.percent()),
         server_percent: server_cpu.and_then(|m| m.percent()),
+        server_us_per_message: None,
     };
     shared.phase.set(Phase::Stop);
     progress.spin("closing connections".into());
@@ -336,6 +363,13 @@ async fn run_local(options: &EchoOptions, progress: &Progress) -> Result<RunReco
     let recorder = recorder.borrow();
     let messages = recorder.messages();
     let per_second = |n: f64| if seconds > 0.0 { n / seconds } else { 0.0 };
+    let (wire_sent, wire_received) = recorder.wire();
+    let cpu = CpuUse {
+        server_us_per_message: server_used
+            .filter(|_| messages > 0)
+            .map(|used| used.as_secs_f64() * 1e6 / messages as f64),
+        ..cpu
+    };
     Ok(RunRecord {
         tool: crate::TOOL.into(),
         label: options.output.label.clone(),
@@ -348,6 +382,8 @@ async fn run_local(options: &EchoOptions, progress: &Progress) -> Result<RunReco
         connections: options.connect.connections,
         connected,
         payload_bytes: options.size,
+        payload: options.payload,
+        deflate: options.connect.deflate,
         target_rate: options.rate,
         seconds,
         messages,
@@ -359,6 +395,7 @@ async fn run_local(options: &EchoOptions, progress: &Progress) -> Result<RunReco
         error_samples: recorder.error_samples().clone(),
         cpu,
         memory: None,
+        wire: Some(WireBytes::new(wire_sent, wire_received, messages)),
     })
 }
 
@@ -468,33 +505,45 @@ async fn connection(
 
 /// Send, wait for the echo, check it, repeat.
 async fn closed_loop(shared: &Shared, client: &mut Client, index: u32) -> Result<(), ClientError> {
-    let mut payload = Payload::new(index, shared.size);
+    let mut payload = Payload::of_kind(shared.payload, index, shared.size);
+    let opcode = shared.payload.opcode();
     let mut watchdog = Watchdog::new(shared.timeout);
     let mut seq = 0;
+    let mut wire = (client.bytes_sent(), client.bytes_received());
     while shared.running() && shared.take_send() {
         let sent = Instant::now();
         watchdog.feed(sent);
         let message = payload.stamp(seq, shared.stamp_ns(sent));
-        let echo = watchdog.guard(round_trip(client, message)).await?;
-        check_binary(echo)?;
+        let echo = watchdog.guard(round_trip(client, opcode, message)).await?;
+        check_opcode(echo, opcode)?;
         payload.verify(client.payload(&echo))?;
         let now = Instant::now();
-        shared.echoed(now, now - sent);
+        let moved = (client.bytes_sent(), client.bytes_received());
+        shared.echoed(now, now - sent, moved.0 - wire.0, moved.1 - wire.1);
+        wire = moved;
         seq += 1;
     }
     Ok(())
 }
 
-async fn round_trip(client: &mut Client, message: &[u8]) -> Result<Message, ClientError> {
-    client.send_binary(message).await?;
+async fn round_trip(
+    client: &mut Client,
+    opcode: OpCode,
+    message: &[u8],
+) -> Result<Message, ClientError> {
+    client.send(opcode, message).await?;
     client.recv().await
 }
 
-pub(crate) fn check_binary(message: Message) -> Result<(), Mismatch> {
-    if message.opcode == OpCode::Binary {
+/// Checks that an echo came back with the opcode it was sent with.
+pub(crate) fn check_opcode(message: Message, sent: OpCode) -> Result<(), Mismatch> {
+    if message.opcode == sent {
         Ok(())
     } else {
-        Err(Mismatch::Opcode)
+        Err(Mismatch::Opcode {
+            expected: sent,
+            got: message.opcode,
+        })
     }
 }
 
@@ -511,8 +560,10 @@ async fn open_loop(
     let sending_done = Cell::new(false);
     let wake_receiver = Notify::new();
 
+    let opcode = shared.payload.opcode();
     let send = async {
-        let mut payload = Payload::new(index, shared.size);
+        let mut payload = Payload::of_kind(shared.payload, index, shared.size);
+        let mut wrote = sender.bytes_sent();
         let mut next = first;
         let mut seq = 0;
         let mut previous_done = first;
@@ -532,8 +583,10 @@ async fn open_loop(
                 Instant::now()
             };
             sender
-                .send_binary(payload.stamp(seq, shared.stamp_ns(sent_at)))
+                .send(opcode, payload.stamp(seq, shared.stamp_ns(sent_at)))
                 .await?;
+            shared.wrote(sender.bytes_sent() - wrote);
+            wrote = sender.bytes_sent();
             previous_done = Instant::now();
             seq += 1;
             sent.set(seq);
@@ -545,7 +598,8 @@ async fn open_loop(
     };
 
     let receive = async {
-        let expected_payload = Payload::new(index, shared.size);
+        let expected_payload = Payload::of_kind(shared.payload, index, shared.size);
+        let mut read = receiver.bytes_received();
         let mut expected = 0;
         let mut drain_deadline = None;
         loop {
@@ -564,11 +618,18 @@ async fn open_loop(
                     () = wake_receiver.notified() => continue,
                 }
             };
-            check_binary(echo)?;
+            check_opcode(echo, opcode)?;
             let sent_ns = expected_payload.verify_timed(receiver.payload(&echo), expected)?;
             let now = Instant::now();
             let scheduled = shared.origin + Duration::from_nanos(sent_ns);
-            shared.echoed(now, now.saturating_duration_since(scheduled));
+            let moved = receiver.bytes_received();
+            shared.echoed(
+                now,
+                now.saturating_duration_since(scheduled),
+                0,
+                moved - read,
+            );
+            read = moved;
             expected += 1;
         }
     };

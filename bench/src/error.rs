@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::payload::Mismatch;
+use duplex_protocol::deflate::InflateError;
 use duplex_protocol::frame::FrameError;
 
 /// What ended one connection early. Each connection stops at its first
@@ -51,6 +52,9 @@ pub enum ClientError {
     /// The server sent a frame RFC 6455 forbids.
     #[error("protocol violation by the server: {0}")]
     Protocol(#[from] FrameError),
+    /// A compressed message from the server does not inflate (RFC 7692).
+    #[error("bad compressed message from the server: {0}")]
+    Inflate(#[from] InflateError),
     /// Any other socket error.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
@@ -66,7 +70,7 @@ impl ClientError {
             Self::HandshakeStatus { .. } | Self::Handshake(_) => ErrorKind::Handshake,
             Self::Closed { .. } | Self::Eof => ErrorKind::Closed,
             Self::Mismatch(_) => ErrorKind::Mismatch,
-            Self::Protocol(_) => ErrorKind::Protocol,
+            Self::Protocol(_) | Self::Inflate(_) => ErrorKind::Protocol,
             Self::Io(error) => match error.kind() {
                 io::ErrorKind::ConnectionReset
                 | io::ErrorKind::ConnectionAborted

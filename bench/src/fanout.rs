@@ -8,7 +8,14 @@
 //! shows up as latency instead of hiding it (no coordinated omission).
 //! Members check each publisher's sequence: a gap is a lost message, a
 //! step back a reordering.
+//!
+//! With `--payload json` the publishes are text `publish` messages of
+//! chat-like JSON ([`ChatJson`]), as a browser sends them, the stamp in hex
+//! at the start of their `text`; members read it back from the server's
+//! `message`. With `--deflate` every connection negotiates
+//! permessage-deflate; wire bytes are counted either way.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -16,13 +23,16 @@ use std::time::Duration;
 use clap::Args;
 use duplex_protocol::{ServerMessage, binary};
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::task::{JoinSet, LocalSet};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::error::ClientError;
+use crate::payload::{ChatJson, PayloadKind};
+use crate::procfs::{CpuMeter, Process};
+use crate::record::WireBytes;
 use crate::target::Target;
-use crate::ws::Client;
+use crate::ws::{Client, Message};
 use duplex_protocol::frame::OpCode;
 
 /// Bytes of the measurement header at the start of every payload:
@@ -49,9 +59,16 @@ pub struct FanoutOptions {
     #[arg(short, long, default_value_t = 10.0)]
     pub rate: f64,
 
-    /// Payload bytes per publish (at least the 20-byte measurement stamp).
-    #[arg(short, long, default_value_t = 64)]
+    /// Payload bytes per publish (at least the 20-byte measurement stamp);
+    /// with `--payload json` the size of the whole `publish` message.
+    #[arg(short, long, default_value_t = 64, value_parser = crate::echo::parse_size)]
     pub size: usize,
+
+    /// What is published: `binary` (binary publishes: a stamp, then zeros)
+    /// or `json` (text `publish` messages of chat-like JSON, the stamp in
+    /// their text; members parse the server's `message`).
+    #[arg(long, value_enum, default_value_t = PayloadKind::Binary)]
+    pub payload: PayloadKind,
 
     /// Length of the measurement window.
     #[arg(short, long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -72,6 +89,21 @@ pub struct FanoutOptions {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+
+    /// Offer permessage-deflate as Chromium does and fail if the server
+    /// declines (see `duplex-bench echo --help`).
+    #[arg(long)]
+    pub deflate: bool,
+
+    /// The zlib level publishes are compressed at with --deflate (see
+    /// `duplex-bench echo --help`).
+    #[arg(long, default_value_t = crate::ws::DEFLATE_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9), requires = "deflate")]
+    pub deflate_level: u32,
+
+    /// PID of the server: its CPU time in the window, per delivery, from
+    /// /proc.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
 }
 
 /// Why a fan-out run could not be made.
@@ -93,6 +125,9 @@ pub enum FanoutError {
         #[source]
         source: ClientError,
     },
+    /// The server's CPU time cannot be read (`--server-pid`).
+    #[error("cannot read the server's CPU time")]
+    Cpu(#[source] crate::procfs::ProcError),
     /// The server answered the join with something else.
     #[error("member {index}: unexpected answer to join: {answer}")]
     JoinAnswer {
@@ -114,6 +149,10 @@ pub struct FanoutReport {
     pub publish_rate: f64,
     /// Payload bytes per publish.
     pub size: usize,
+    /// What was published.
+    pub payload: PayloadKind,
+    /// permessage-deflate on every connection.
+    pub deflate: bool,
     /// Seconds spent connecting and joining every connection.
     pub join_secs: f64,
     /// The measurement window, in seconds.
@@ -136,6 +175,16 @@ pub struct FanoutReport {
     pub latency_ms: [f64; 5],
     /// Connections that ended during the run.
     pub dropped_connections: u64,
+    /// Bytes on the wire: sent by the publishers per publish in the window,
+    /// received by the members per delivery counted (frames with their
+    /// headers).
+    pub wire: WireBytes,
+    /// The server's CPU use in the window, percent of one core
+    /// (`--server-pid`).
+    pub server_cpu_percent: Option<f64>,
+    /// The server's CPU time in the window per delivery counted,
+    /// microseconds (`--server-pid`).
+    pub server_us_per_delivery: Option<f64>,
 }
 
 /// State every task shares (one thread: no atomics).
@@ -150,8 +199,13 @@ struct Shared {
     /// Publishes scheduled in the window, all publishers.
     published: Cell<u64>,
     dropped: Cell<u64>,
+    /// Wire bytes of the publishes scheduled in the window, and of the
+    /// deliveries counted.
+    wire_sent: Cell<u64>,
+    wire_received: Cell<u64>,
     /// Set when publishing stops.
     stop: Cell<bool>,
+    payload: PayloadKind,
 }
 
 /// Runs the fan-out load.
@@ -161,6 +215,11 @@ struct Shared {
 pub async fn run(options: &FanoutOptions) -> Result<FanoutReport, FanoutError> {
     if options.size < STAMP {
         return Err(FanoutError::Options("--size must be at least 20 bytes"));
+    }
+    if options.payload == PayloadKind::Json && options.size < ChatJson::min_size(&options.room) {
+        return Err(FanoutError::Options(
+            "--payload json needs --size of at least 84 bytes plus the room name's length",
+        ));
     }
     if options.publishers == 0 || options.rate <= 0.0 {
         return Err(FanoutError::Options(
@@ -183,16 +242,25 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
         reordered: Cell::new(0),
         published: Cell::new(0),
         dropped: Cell::new(0),
+        wire_sent: Cell::new(0),
+        wire_received: Cell::new(0),
         stop: Cell::new(false),
+        payload: options.payload,
     });
 
     let joining = Instant::now();
     let mut clients = Vec::with_capacity(total);
     for index in 0..total {
         let join = |source| FanoutError::Join { index, source };
-        let mut client = Client::connect(addr, &options.url, index as u64, options.size + 64)
-            .await
-            .map_err(join)?;
+        let mut client = Client::connect(
+            addr,
+            &options.url,
+            index as u64,
+            options.size + 64,
+            options.deflate.then_some(options.deflate_level),
+        )
+        .await
+        .map_err(join)?;
         let request = serde_json::json!({
             "type": "join", "room": options.room, "name": format!("bench{index}")
         });
@@ -248,7 +316,14 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
         ));
     }
     let end = shared.epoch + start + options.warmup + options.duration;
+    tokio::time::sleep_until(shared.epoch + start + options.warmup).await;
+    let server_cpu = match options.server_pid {
+        Some(pid) => Some(CpuMeter::start(Process::Pid(pid)).map_err(FanoutError::Cpu)?),
+        None => None,
+    };
     tokio::time::sleep_until(end).await;
+    let server_percent = server_cpu.as_ref().and_then(CpuMeter::percent);
+    let server_used = server_cpu.as_ref().and_then(CpuMeter::used);
     shared.stop.set(true);
     let expected_per_publish = total as u64;
     let drain_until = Instant::now() + options.drain;
@@ -285,6 +360,24 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
             histogram.max() as f64 / 1e6,
         ],
         dropped_connections: shared.dropped.get(),
+        payload: options.payload,
+        deflate: options.deflate,
+        wire: WireBytes {
+            sent_per_message: if published > 0 {
+                shared.wire_sent.get() as f64 / published as f64
+            } else {
+                0.0
+            },
+            ..WireBytes::new(
+                shared.wire_sent.get(),
+                shared.wire_received.get(),
+                delivered,
+            )
+        },
+        server_cpu_percent: server_percent,
+        server_us_per_delivery: server_used
+            .filter(|_| delivered > 0)
+            .map(|used| used.as_secs_f64() * 1e6 / delivered as f64),
     })
 }
 
@@ -292,6 +385,7 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
 /// window.
 async fn member(shared: Rc<Shared>, mut client: Client, publishers: usize) {
     let mut last_seq = vec![None::<u64>; publishers];
+    let mut read = client.bytes_received();
     loop {
         let message = match client.recv().await {
             Ok(message) => message,
@@ -300,28 +394,56 @@ async fn member(shared: Rc<Shared>, mut client: Client, publishers: usize) {
                 return;
             }
         };
-        if message.opcode != OpCode::Binary {
-            // `missed` notices show up as lost deliveries anyway.
-            continue;
+        let moved = client.bytes_received();
+        // `missed` notices show up as lost deliveries anyway.
+        if let Some(stamp) = stamp_of(shared.payload, message, client.payload(&message)) {
+            record(&shared, stamp, moved - read, &mut last_seq);
         }
-        record(&shared, client.payload(&message), &mut last_seq);
+        read = moved;
     }
 }
 
-fn record(shared: &Shared, frame: &[u8], last_seq: &mut [Option<u64>]) {
+/// A delivery's stamp: scheduled time, publisher, sequence.
+type Stamp = (u64, usize, u64);
+
+/// The stamp of a delivery, `None` for any other message.
+fn stamp_of(kind: PayloadKind, message: Message, payload: &[u8]) -> Option<Stamp> {
+    match (kind, message.opcode) {
+        (PayloadKind::Binary, OpCode::Binary) => {
+            let delivery = binary::decode_delivery(payload).ok()?;
+            let stamp = delivery.payload.get(..STAMP)?;
+            let field = |range: std::ops::Range<usize>| {
+                let mut bytes = [0u8; 8];
+                bytes[..range.len()].copy_from_slice(&stamp[range]);
+                u64::from_le_bytes(bytes)
+            };
+            Some((field(0..8), field(8..12) as usize, field(12..20)))
+        }
+        (PayloadKind::Json, OpCode::Text) => {
+            /// The fields of a `message` the stamp is read from.
+            #[derive(Deserialize)]
+            struct Delivered<'a> {
+                #[serde(rename = "type", borrow)]
+                kind: Cow<'a, str>,
+                #[serde(borrow, default)]
+                text: Option<Cow<'a, str>>,
+            }
+            let delivered: Delivered<'_> = serde_json::from_slice(payload).ok()?;
+            if delivered.kind != "message" {
+                return None;
+            }
+            let (seq, scheduled, publisher) = ChatJson::read_stamp(delivered.text?.as_bytes())?;
+            Some((scheduled, publisher as usize, seq))
+        }
+        _ => None,
+    }
+}
+
+/// Counts one delivery, and the `wire` bytes read for it, if its publish
+/// was scheduled in the window.
+fn record(shared: &Shared, stamp: Stamp, wire: u64, last_seq: &mut [Option<u64>]) {
     let now = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    let Ok(delivery) = binary::decode_delivery(frame) else {
-        return;
-    };
-    let Some(stamp) = delivery.payload.get(..STAMP) else {
-        return;
-    };
-    let field = |range: std::ops::Range<usize>| {
-        let mut bytes = [0u8; 8];
-        bytes[..range.len()].copy_from_slice(&stamp[range]);
-        u64::from_le_bytes(bytes)
-    };
-    let (scheduled, publisher, seq) = (field(0..8), field(8..12) as usize, field(12..20));
+    let (scheduled, publisher, seq) = stamp;
     if let Some(last) = last_seq.get_mut(publisher) {
         if last.is_some_and(|last| seq <= last) {
             shared.reordered.set(shared.reordered.get() + 1);
@@ -331,6 +453,7 @@ fn record(shared: &Shared, frame: &[u8], last_seq: &mut [Option<u64>]) {
     let (open, close) = shared.window.get();
     if (open..close).contains(&scheduled) {
         shared.delivered.set(shared.delivered.get() + 1);
+        shared.wire_received.set(shared.wire_received.get() + wire);
         let _ = shared
             .latency
             .borrow_mut()
@@ -353,10 +476,13 @@ async fn publisher(
         let shared = Rc::clone(&shared);
         async move {
             let mut last_seq = vec![None::<u64>; publishers];
+            let mut received = read.bytes_received();
             while let Ok(message) = read.recv().await {
-                if message.opcode == OpCode::Binary {
-                    record(&shared, read.payload(&message), &mut last_seq);
+                let moved = read.bytes_received();
+                if let Some(stamp) = stamp_of(shared.payload, message, read.payload(&message)) {
+                    record(&shared, stamp, moved - received, &mut last_seq);
                 }
+                received = moved;
             }
             shared.dropped.set(shared.dropped.get() + 1);
         }
@@ -370,6 +496,9 @@ async fn publisher(
         // scheduled time, so lateness counts as latency.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut payload = vec![0u8; options.size];
+        let mut json = (options.payload == PayloadKind::Json)
+            .then(|| ChatJson::new(&options.room, index as u32, options.size));
+        let mut sent = write.bytes_sent();
         for seq in 0u64.. {
             let scheduled = ticks.tick().await - shared.epoch;
             if shared.stop.get() {
@@ -377,18 +506,30 @@ async fn publisher(
             }
             let scheduled = u64::try_from(scheduled.as_nanos()).unwrap_or(u64::MAX);
             let (open, close) = shared.window.get();
-            if (open..close).contains(&scheduled) {
+            let counted = (open..close).contains(&scheduled);
+            if counted {
                 shared.published.set(shared.published.get() + 1);
             }
-            payload[..8].copy_from_slice(&scheduled.to_le_bytes());
-            payload[8..12].copy_from_slice(&(index as u32).to_le_bytes());
-            payload[12..20].copy_from_slice(&seq.to_le_bytes());
-            let Ok(frame) = binary::encode_publish(&options.room, &payload) else {
-                break;
+            let outcome = if let Some(json) = json.as_mut() {
+                let text = json.stamp(seq, scheduled, index as u32);
+                write.send(OpCode::Text, text).await
+            } else {
+                payload[..8].copy_from_slice(&scheduled.to_le_bytes());
+                payload[8..12].copy_from_slice(&(index as u32).to_le_bytes());
+                payload[12..20].copy_from_slice(&seq.to_le_bytes());
+                let Ok(frame) = binary::encode_publish(&options.room, &payload) else {
+                    break;
+                };
+                write.send_binary(&frame).await
             };
-            if write.send_binary(&frame).await.is_err() {
+            if outcome.is_err() {
                 break;
             }
+            let moved = write.bytes_sent();
+            if counted {
+                shared.wire_sent.set(shared.wire_sent.get() + moved - sent);
+            }
+            sent = moved;
         }
     };
     // Joined, not raced: when publishing stops, this member still reads
@@ -402,11 +543,29 @@ impl FanoutReport {
     #[must_use]
     pub fn to_text(&self) -> String {
         let [p50, p90, p99, p999, max] = self.latency_ms;
+        let kind = match self.payload {
+            PayloadKind::Binary => "binary",
+            PayloadKind::Json => "JSON text",
+        };
+        let deflate = if self.deflate {
+            ", permessage-deflate"
+        } else {
+            ""
+        };
+        let server = match (self.server_cpu_percent, self.server_us_per_delivery) {
+            (Some(percent), Some(us)) => {
+                format!("server cpu {percent:.0}% ({us:.2} µs per delivery)\n")
+            }
+            (Some(percent), None) => format!("server cpu {percent:.0}%\n"),
+            _ => String::new(),
+        };
         format!(
-            "fan-out: {} receivers in one room, {} publisher(s), {:.1} publishes/s, {} B payloads\n\
+            "fan-out: {} receivers in one room, {} publisher(s), {:.1} publishes/s, {} B {kind} payloads{deflate}\n\
              joined in {:.1} s; window {:.1} s\n\
              published {}, delivered {} of {} ({:.0} deliveries/s), lost {}, reordered {}, dropped connections {}\n\
-             delivery latency ms: p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  p99.9 {p999:.2}  max {max:.2}\n",
+             delivery latency ms: p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  p99.9 {p999:.2}  max {max:.2}\n\
+             wire: {:.0} B sent per publish, {:.0} B received per delivery (frames and their headers)\n\
+             {server}",
             self.receivers,
             self.publishers,
             self.publish_rate,
@@ -420,6 +579,8 @@ impl FanoutReport {
             self.lost,
             self.reordered,
             self.dropped_connections,
+            self.wire.sent_per_message,
+            self.wire.received_per_message,
         )
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::{JoinSet, LocalSet};
 
 use crate::connect::{ConnectOptions, Dialer, no_connection};
-use crate::echo::{check_binary, parse_size, watch_ctrl_c};
+use crate::echo::{check_opcode, parse_size, watch_ctrl_c};
 use crate::error::{BenchError, ClientError};
 use crate::output::{OutputOptions, Progress};
 use crate::payload::Payload;
@@ -193,6 +193,7 @@ async fn run_local(options: &HoldOptions, progress: &Progress) -> Result<RunReco
     let cpu = CpuUse {
         generator_percent: generator_cpu.and_then(|m| m.percent()),
         server_percent: server_cpu.and_then(|m| m.percent()),
+        server_us_per_message: None,
     };
 
     progress.spin("closing connections".into());
@@ -210,6 +211,8 @@ async fn run_local(options: &HoldOptions, progress: &Progress) -> Result<RunReco
         connections: total,
         connected,
         payload_bytes: message_size,
+        payload: crate::payload::PayloadKind::Binary,
+        deflate: options.connect.deflate,
         target_rate: None,
         seconds,
         messages: 0,
@@ -221,6 +224,7 @@ async fn run_local(options: &HoldOptions, progress: &Progress) -> Result<RunReco
         error_samples: recorder.error_samples().clone(),
         cpu,
         memory,
+        wire: None,
     })
 }
 
@@ -287,7 +291,7 @@ async fn echo_once(client: &mut Client, index: usize, size: usize) -> Result<(),
     let round_trip = async {
         client.send_binary(payload.bytes()).await?;
         let echo = client.recv().await?;
-        check_binary(echo)?;
+        check_opcode(echo, duplex_protocol::frame::OpCode::Binary)?;
         payload.verify(client.payload(&echo))?;
         Ok(())
     };

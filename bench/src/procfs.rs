@@ -127,6 +127,14 @@ impl CpuMeter {
         })
     }
 
+    /// CPU time used since [`CpuMeter::start`]; `None` if it cannot be read
+    /// any more. In 10 ms ticks: divide by many messages.
+    #[must_use]
+    pub fn used(&self) -> Option<Duration> {
+        let cpu = self.process.cpu_time().ok()?;
+        Some(cpu.saturating_sub(self.cpu_at_start))
+    }
+
     /// Percent of one core used since [`CpuMeter::start`] (100 = one core
     /// busy the whole time); `None` if it cannot be read any more, or if
     /// less than [`MIN_CPU_WINDOW`] has passed (the kernel counts in 10 ms

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorKind;
+use crate::payload::PayloadKind;
 use crate::stats::Percentiles;
 
 /// How the load was applied.
@@ -29,6 +30,45 @@ pub struct CpuUse {
     pub generator_percent: Option<f64>,
     /// The server (`--server-pid`).
     pub server_percent: Option<f64>,
+    /// The server's CPU time (user + system, from `/proc/PID/stat` at the
+    /// window's start and end) per message counted, microseconds.
+    #[serde(default)]
+    pub server_us_per_message: Option<f64>,
+}
+
+/// Bytes the generator moved through its sockets in the window: TCP
+/// payload, so WebSocket frames with their headers (not TCP/IP headers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct WireBytes {
+    /// Written, all connections.
+    pub sent: u64,
+    /// Read, all connections.
+    pub received: u64,
+    /// `sent` per message counted (echo: per echo; fan-out: per publish).
+    pub sent_per_message: f64,
+    /// `received` per message counted (echo: per echo; fan-out: per
+    /// delivery).
+    pub received_per_message: f64,
+}
+
+impl WireBytes {
+    /// The totals, and per message over `messages`.
+    #[must_use]
+    pub fn new(sent: u64, received: u64, messages: u64) -> Self {
+        let per = |bytes: u64| {
+            if messages == 0 {
+                0.0
+            } else {
+                bytes as f64 / messages as f64
+            }
+        };
+        Self {
+            sent,
+            received,
+            sent_per_message: per(sent),
+            received_per_message: per(received),
+        }
+    }
 }
 
 /// Server memory around a hold run.
@@ -59,6 +99,12 @@ pub struct RunRecord {
     pub connected: usize,
     /// Payload bytes per message.
     pub payload_bytes: usize,
+    /// What the messages were (`--payload`).
+    #[serde(default)]
+    pub payload: PayloadKind,
+    /// permessage-deflate on every connection (`--deflate`).
+    #[serde(default)]
+    pub deflate: bool,
     /// Open loop: the requested total rate, messages per second.
     pub target_rate: Option<f64>,
     /// Length of the measurement window, seconds.
@@ -82,6 +128,9 @@ pub struct RunRecord {
     pub cpu: CpuUse,
     /// Hold runs with `--server-pid`: server memory.
     pub memory: Option<MemoryUse>,
+    /// Echo runs: bytes on the wire in the window.
+    #[serde(default)]
+    pub wire: Option<WireBytes>,
 }
 
 impl RunRecord {
@@ -114,9 +163,18 @@ impl RunRecord {
         } else {
             format!("{:.2} s", self.seconds)
         };
+        let kind = match self.payload {
+            PayloadKind::Binary => "binary",
+            PayloadKind::Json => "JSON text",
+        };
+        let deflate = if self.deflate {
+            ", permessage-deflate"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "  connections  {} of {} open, payload {} B, {window} measured",
+            "  connections  {} of {} open, payload {} B {kind}{deflate}, {window} measured",
             self.connected, self.connections, self.payload_bytes
         );
         if self.mode != Mode::Hold {
@@ -126,6 +184,13 @@ impl RunRecord {
                 human_count(self.messages_per_sec),
                 self.megabytes_per_sec,
                 self.messages
+            );
+        }
+        if let Some(w) = &self.wire {
+            let _ = writeln!(
+                out,
+                "  wire         {:.0} B sent, {:.0} B received per message (frames and their headers)",
+                w.sent_per_message, w.received_per_message
             );
         }
         if let Some(l) = &self.latency_us {
@@ -156,9 +221,14 @@ impl RunRecord {
             );
         }
         let cpu = |p: Option<f64>| p.map_or_else(|| "-".to_owned(), |p| format!("{p:.0}%"));
+        let per_message = self
+            .cpu
+            .server_us_per_message
+            .map(|us| format!(" ({us:.2} µs per message)"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  cpu          generator {}  server {}",
+            "  cpu          generator {}  server {}{per_message}",
             cpu(self.cpu.generator_percent),
             cpu(self.cpu.server_percent)
         );

@@ -35,6 +35,9 @@ pub struct Recorder {
     messages: u64,
     /// Their payload bytes.
     bytes: u64,
+    /// Bytes written and read by the sockets in the measurement window.
+    wire_sent: u64,
+    wire_received: u64,
     /// Connections ended by an error, by kind.
     errors: BTreeMap<ErrorKind, u64>,
     /// The first error message of each kind, to say what went wrong.
@@ -56,6 +59,8 @@ impl Recorder {
             connect: histogram(),
             messages: 0,
             bytes: 0,
+            wire_sent: 0,
+            wire_received: 0,
             errors: BTreeMap::new(),
             error_samples: BTreeMap::new(),
         }
@@ -67,6 +72,14 @@ impl Recorder {
         self.latency.saturating_record(latency_ns.max(1));
         self.messages += 1;
         self.bytes += bytes as u64;
+    }
+
+    /// Bytes a connection wrote and read on the wire since it last
+    /// reported.
+    #[inline]
+    pub fn record_wire(&mut self, sent: u64, received: u64) {
+        self.wire_sent += sent;
+        self.wire_received += received;
     }
 
     /// One successful connect and upgrade that took `ns`.
@@ -88,6 +101,14 @@ impl Recorder {
         self.latency.reset();
         self.messages = 0;
         self.bytes = 0;
+        self.wire_sent = 0;
+        self.wire_received = 0;
+    }
+
+    /// Bytes written and read on the wire, as reported.
+    #[must_use]
+    pub fn wire(&self) -> (u64, u64) {
+        (self.wire_sent, self.wire_received)
     }
 
     /// Echoes counted.

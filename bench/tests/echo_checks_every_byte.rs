@@ -98,3 +98,47 @@ async fn refused_upgrades_fail_the_run_with_the_reason() {
         .expect_err("no connection can open");
     assert!(error.to_string().contains("HTTP 503"), "{error}");
 }
+
+#[tokio::test]
+async fn json_text_round_trips_and_the_wire_is_counted() {
+    let addr = start_server(Behaviour::Echo).await;
+    let options = echo_options(
+        addr,
+        &["-c", "3", "-n", "90", "-s", "1KiB", "--payload", "json"],
+    );
+    let record = duplex_bench::echo::run(&options, &Progress::hidden())
+        .await
+        .expect("run completes");
+    assert_eq!(record.messages, 90);
+    assert!(record.errors.is_empty(), "{:?}", record.error_samples);
+    // A 1 KiB frame: 2 bytes, a 16-bit length, and (sent) the mask key.
+    let wire = record.wire.expect("wire counted");
+    assert_eq!((wire.sent, wire.received), (90 * 1032, 90 * 1028));
+    assert_eq!(wire.sent_per_message, 1032.0);
+
+    // Open loop reads the stamp back from the JSON text.
+    let options = echo_options(
+        addr,
+        &[
+            "-c",
+            "2",
+            "-d",
+            "300ms",
+            "--rate",
+            "400",
+            "-s",
+            "200",
+            "--payload",
+            "json",
+        ],
+    );
+    let record = duplex_bench::echo::run(&options, &Progress::hidden())
+        .await
+        .expect("run completes");
+    assert!(record.errors.is_empty(), "{:?}", record.error_samples);
+    assert!(record.messages > 0);
+
+    // Too small for the JSON around the stamp.
+    let tiny = echo_options(addr, &["-n", "1", "-s", "83", "--payload", "json"]);
+    assert!(tiny.validate().is_err());
+}

@@ -274,8 +274,12 @@ pub(crate) mod tests {
             cpu: CpuUse {
                 generator_percent: Some(60.0),
                 server_percent: Some(99.0),
+                server_us_per_message: None,
             },
             memory: None,
+            payload: crate::payload::PayloadKind::Binary,
+            deflate: false,
+            wire: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! A lean WebSocket client, just what a load generator needs: connect and
-//! upgrade, send single-frame binary (and text) messages, receive messages (answering
-//! pings, reassembling fragments), close.
+//! upgrade (optionally with permessage-deflate), send single-frame binary
+//! and text messages, receive messages (answering pings, reassembling
+//! fragments, inflating compressed ones), close.
 //!
 //! Why not tokio-tungstenite: the generator runs on one core and must outrun
 //! the fastest server on the other, so each message costs one `write` of a
@@ -13,4 +14,4 @@ pub mod mask;
 
 mod client;
 
-pub use client::{Client, Message, ReadSide, WriteSide};
+pub use client::{Client, DEFLATE_LEVEL, Message, ReadSide, WriteSide};
