@@ -22,7 +22,8 @@ out="${2:-target/bench/deflate-$(date -u +%Y%m%d-%H%M%S)}"
 mkdir -p "$out"
 
 duration="${DURATION:-5s}"
-declare -A port=([on]=18501 [off]=18502) pid=()
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+declare -A port=([on]="$(free_port)" [off]="$(free_port)") pid=()
 trap 'for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 for mode in on off; do
     taskset -c 0 "$bin/duplex" --listen "127.0.0.1:${port[$mode]}" --workers 1 \

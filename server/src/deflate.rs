@@ -14,10 +14,11 @@ use duplex_protocol::deflate::{
     Agreement, Deflater, InflateError, Inflater, MAX_WINDOW_BITS, MIN_COMPRESS_WINDOW_BITS,
 };
 
-/// The compression level. Level 1 is zlib's fastest: on chat-like JSON it
-/// already shrinks a 1 KiB message 3-4× without context takeover, and the
-/// higher levels cost more CPU than the bytes they save are worth on a
-/// server that compresses every message (docs/bench.md, permessage-deflate).
+/// The compression level. zlib-rs's level 1 is its quick strategy (static
+/// Huffman codes): 1 KiB of chat JSON becomes 565 B in 7.9 µs; level 2
+/// makes 426 B of it but takes 18.3 µs, level 6 418 B in 21 µs. A server
+/// compresses every message it sends, so the cheapest bytes saved per µs
+/// win (docs/bench.md, permessage-deflate).
 pub(crate) const LEVEL: u32 = 1;
 
 /// Inflaters kept per worker thread for the next compressed message
