@@ -543,10 +543,7 @@ impl FanoutReport {
     #[must_use]
     pub fn to_text(&self) -> String {
         let [p50, p90, p99, p999, max] = self.latency_ms;
-        let kind = match self.payload {
-            PayloadKind::Binary => "binary",
-            PayloadKind::Json => "JSON text",
-        };
+        let kind = self.payload.label();
         let deflate = if self.deflate {
             ", permessage-deflate"
         } else {

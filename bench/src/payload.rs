@@ -45,6 +45,15 @@ pub enum PayloadKind {
 }
 
 impl PayloadKind {
+    /// How a report names it.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Binary => "binary",
+            Self::Json => "JSON text",
+        }
+    }
+
     /// The opcode its messages are sent with.
     #[must_use]
     pub const fn opcode(self) -> OpCode {

@@ -163,10 +163,7 @@ impl RunRecord {
         } else {
             format!("{:.2} s", self.seconds)
         };
-        let kind = match self.payload {
-            PayloadKind::Binary => "binary",
-            PayloadKind::Json => "JSON text",
-        };
+        let kind = self.payload.label();
         let deflate = if self.deflate {
             ", permessage-deflate"
         } else {
