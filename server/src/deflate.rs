@@ -60,7 +60,7 @@ impl Compression {
     /// compressed data): then it is sent as it is, RSV1 clear.
     pub(crate) fn compress(&self, payload: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        with_deflater(self.window_bits, |deflater| {
+        with_deflater(self.window_index(), self.window_bits, |deflater| {
             deflater.compress(payload, &mut out);
         });
         (out.len() < payload.len()).then_some(out)
@@ -81,9 +81,9 @@ thread_local! {
     static INFLATERS: RefCell<Vec<Inflater>> = const { RefCell::new(Vec::new()) };
 }
 
-fn with_deflater<T>(window_bits: u8, f: impl FnOnce(&mut Deflater) -> T) -> T {
-    let index = usize::from(window_bits.clamp(MIN_COMPRESS_WINDOW_BITS, MAX_WINDOW_BITS))
-        - usize::from(MIN_COMPRESS_WINDOW_BITS);
+/// Runs `f` with this thread's compressor for `window_bits` (at `index`,
+/// [`Compression::window_index`]).
+fn with_deflater<T>(index: usize, window_bits: u8, f: impl FnOnce(&mut Deflater) -> T) -> T {
     DEFLATERS.with(|deflaters| {
         let mut deflaters = deflaters.borrow_mut();
         let deflater = deflaters[index].get_or_insert_with(|| Deflater::new(LEVEL, window_bits));

@@ -139,9 +139,9 @@ impl Inflate {
                 if self.out_read == self.out.len() {
                     self.out.clear();
                     self.out_read = 0;
-                    if self.message.is_none() {
-                        // Whole frames are cheap to make: nothing held
-                        // between messages.
+                    if self.message.is_none() && self.out.capacity() > MAX_HEADER_LEN * 4 {
+                        // A message's chunk is not kept between messages;
+                        // room for a passed-through header is.
                         self.out = Vec::new();
                     }
                 }
