@@ -33,12 +33,13 @@ pub(crate) async fn handle(request: Request<Incoming>, shared: &AppState) -> Res
             if request.method() != Method::GET && request.method() != Method::HEAD {
                 return method_not_allowed("GET, HEAD");
             }
-            json(
-                StatusCode::OK,
-                &RoomList {
-                    rooms: shared.hub.list(),
-                },
-            )
+            match shared.hub.list().await {
+                Ok(rooms) => json(StatusCode::OK, &RoomList { rooms }),
+                Err(_) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the cluster's redis is unreachable\n",
+                ),
+            }
         }
         ["rooms", room, "messages"] => {
             if request.method() != Method::POST {
@@ -107,12 +108,16 @@ async fn push(request: Request<Incoming>, room: &str, shared: &AppState) -> Resp
         from: None,
         body: rooms::Body::Text(body),
     };
-    match shared.hub.publish(room, post).await {
-        Some(delivered) => {
+    match shared.hub.publish(room, post, true).await {
+        Ok(Some(delivered)) => {
             info!(room, delivered, "pushed a message");
             json(StatusCode::OK, &Pushed { room, delivered })
         }
-        None => text(StatusCode::NOT_FOUND, "no such room (it has no members)\n"),
+        Ok(None) => text(StatusCode::NOT_FOUND, "no such room (it has no members)\n"),
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the cluster's redis is unreachable: nothing was delivered\n",
+        ),
     }
 }
 

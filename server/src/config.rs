@@ -198,6 +198,20 @@ pub struct Config {
     #[arg(long, env = "DUPLEX_HISTORY_TTL", default_value = defaults::HISTORY_TTL, value_parser = humantime::parse_duration)]
     pub history_ttl: Duration,
 
+    /// Rooms: the Redis that makes instances one Duplex
+    /// (`redis://[user:password@]host:port[/db]`): instances naming the
+    /// same Redis share rooms, presence, history and the push API. Unset:
+    /// this instance runs alone, history in memory.
+    #[arg(long, env = "DUPLEX_REDIS")]
+    pub redis: Option<String>,
+
+    /// Rooms, with `--redis`: how long the members of an instance that
+    /// died without a word stay listed. Each instance heartbeats every
+    /// third of it; 30 s rides out a GC-free stall or a short network
+    /// blip without listing ghosts for long.
+    #[arg(long, env = "DUPLEX_PRESENCE_TTL", default_value = defaults::PRESENCE_TTL, value_parser = humantime::parse_duration)]
+    pub presence_ttl: Duration,
+
     /// Bearer token for `POST /api/rooms/{room}/messages` (and `duplex
     /// push`). Unset: the push API answers 403 to everyone, so a server
     /// started without one cannot be pushed into by anybody.
@@ -231,6 +245,7 @@ mod defaults {
     pub(super) const PRESENCE_LIMIT: &str = "1000";
     pub(super) const HISTORY_SIZE: &str = "100";
     pub(super) const HISTORY_TTL: &str = "5m";
+    pub(super) const PRESENCE_TTL: &str = "30s";
 }
 
 impl Default for Config {
@@ -272,6 +287,8 @@ impl Default for Config {
             presence_limit: count(defaults::PRESENCE_LIMIT),
             history_size: count(defaults::HISTORY_SIZE),
             history_ttl: duration(defaults::HISTORY_TTL),
+            redis: None,
+            presence_ttl: duration(defaults::PRESENCE_TTL),
             push_token: None,
         }
     }
@@ -303,6 +320,7 @@ impl Config {
             ("write-timeout", self.write_timeout),
             ("close-timeout", self.close_timeout),
             ("history-ttl", self.history_ttl),
+            ("presence-ttl", self.presence_ttl),
         ];
         if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::Zero(name));
@@ -324,6 +342,11 @@ impl Config {
         }
         if self.max_room_len > usize::from(u8::MAX) {
             return Err(ConfigError::RoomLenOverHeader(self.max_room_len));
+        }
+        if let Some(url) = &self.redis {
+            if !url.starts_with("redis://") {
+                return Err(ConfigError::RedisUrl(url.clone()));
+            }
         }
         if self.push_token.as_deref() == Some("") {
             return Err(ConfigError::EmptyPushToken);
@@ -484,6 +507,9 @@ pub enum ConfigError {
     /// `--ui-dir` must hold a built UI (run `trunk build --release`).
     #[error("--ui-dir {0:?} has no index.html: build the UI first (trunk build --release)")]
     UiDirWithoutIndex(PathBuf),
+    /// `--redis` takes a `redis://` URL (`rediss://` is not built in).
+    #[error("--redis {0:?} must be redis://[user:password@]host:port[/db]")]
+    RedisUrl(String),
     /// The binary frame header stores a room name's length in one byte.
     #[error("--max-room-len ({0}) must be at most 255: the binary header has one byte for it")]
     RoomLenOverHeader(usize),

@@ -12,6 +12,9 @@ pub enum Error {
     /// The configuration is inconsistent; nothing was started.
     #[error("invalid configuration")]
     Config(#[from] ConfigError),
+    /// `--redis` could not be used at start.
+    #[error("cannot join the cluster")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The listener's local address could not be read.
     #[error("cannot read the listening address")]
     LocalAddr(#[source] io::Error),

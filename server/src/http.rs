@@ -101,7 +101,8 @@ fn health(method: &Method, shared: &AppState) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         return method_not_allowed("GET, HEAD");
     }
-    json(StatusCode::OK, &shared.stats.health())
+    let redis = shared.hub.cluster().map(|cluster| cluster.is_up());
+    json(StatusCode::OK, &shared.stats.health(redis))
 }
 
 /// A JSON answer that no cache keeps (`/healthz`, `/api/*`).

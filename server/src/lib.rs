@@ -17,6 +17,7 @@
 
 mod api;
 mod close;
+mod cluster;
 mod config;
 mod connection;
 mod deflate;
@@ -34,6 +35,7 @@ mod tasks;
 pub mod telemetry;
 mod wire;
 
+pub use cluster::ClusterError;
 pub use config::{Config, ConfigError, Deflate, LogFormat, parse_size};
 pub use error::Error;
 pub use server::run;

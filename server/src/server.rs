@@ -10,6 +10,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
+use redis::PushInfo;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::cluster::{Cluster, Settings};
 use crate::config::Config;
 use crate::error::Error;
 use crate::state::AppState;
@@ -37,12 +41,26 @@ pub async fn run(
     config.validate()?;
     let local = listener.local_addr().map_err(Error::LocalAddr)?;
     let grace = config.shutdown_grace;
-    let shared = Arc::new(AppState::new(config));
+    let (cluster, pushes) = match &config.redis {
+        Some(url) => {
+            let settings = Settings {
+                history_size: config.history_size,
+                history_ttl: config.history_ttl,
+                presence_ttl: config.presence_ttl,
+                presence_limit: config.presence_limit,
+            };
+            let (cluster, pushes) = Cluster::connect(url, settings).await?;
+            (Some(Arc::new(cluster)), Some(pushes))
+        }
+        None => (None, None),
+    };
+    let shared = Arc::new(AppState::new(config, cluster));
     info!(%local, "listening: echo on ws://{local}/ and ws://{local}/echo, rooms on ws://{local}/ws, health on http://{local}/healthz");
 
     tokio::select! {
         () = accept_loop(&listener, &shared) => {}
         () = shared.hub.sweep_history() => {}
+        () = follow(&shared, pushes) => {}
         () = shutdown => {}
     }
     drop(listener);
@@ -68,8 +86,19 @@ pub async fn run(
         // Aborted tasks end at their next poll; this only waits for that.
         shared.tasks.wait().await;
     }
+    if let Some(cluster) = shared.hub.cluster() {
+        cluster.shutdown().await;
+    }
     info!("shutdown complete");
     Ok(())
+}
+
+/// Follows the cluster, if there is one; otherwise waits forever.
+async fn follow(shared: &AppState, pushes: Option<UnboundedReceiver<PushInfo>>) {
+    match pushes {
+        Some(pushes) => shared.hub.follow_cluster(pushes).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Accepts connections forever; each gets its own task.

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::rooms::Hub;
 use crate::stats::ServerStats;
@@ -37,8 +38,9 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// The state for a server with this (validated) configuration.
-    pub(crate) fn new(config: Config) -> Self {
+    /// The state for a server with this (validated) configuration; its
+    /// rooms live in `cluster` if there is one.
+    pub(crate) fn new(config: Config, cluster: Option<Arc<Cluster>>) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(config.max_connections)),
             stats: ServerStats::new(),
@@ -46,11 +48,14 @@ impl AppState {
             stopping: AtomicBool::new(false),
             tasks: Arc::new(Tasks::default()),
             ui: config.ui_dir.as_ref().map(ServeDir::new),
-            hub: Arc::new(Hub::new(
-                config.presence_limit,
-                config.history_size,
-                config.history_ttl,
-            )),
+            hub: Arc::new(match cluster {
+                Some(cluster) => Hub::clustered(config.presence_limit, cluster),
+                None => Hub::new(
+                    config.presence_limit,
+                    config.history_size,
+                    config.history_ttl,
+                ),
+            }),
             config,
         }
     }

@@ -34,10 +34,18 @@ impl ServerStats {
         OpenGuard(self)
     }
 
-    /// A snapshot for `/healthz`.
-    pub(crate) fn health(&self) -> Health {
+    /// A snapshot for `/healthz`; `redis`: whether the cluster's Redis is
+    /// reachable, when there is one. Redis down is `degraded`, still 200:
+    /// a 503 would make a load balancer drop every instance at once during
+    /// a Redis blip, when each can still serve echo and its connections.
+    pub(crate) fn health(&self, redis: Option<bool>) -> Health {
         Health {
-            status: "ok",
+            status: if redis == Some(false) {
+                "degraded"
+            } else {
+                "ok"
+            },
+            redis: redis.map(|up| if up { "up" } else { "down" }),
             version: env!("CARGO_PKG_VERSION"),
             uptime_secs: self.started.elapsed().as_secs(),
             connections: self.open.load(Ordering::Relaxed),
@@ -59,6 +67,9 @@ impl Drop for OpenGuard<'_> {
 #[derive(Debug, Serialize)]
 pub(crate) struct Health {
     status: &'static str,
+    /// Only with `--redis`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<&'static str>,
     version: &'static str,
     uptime_secs: u64,
     connections: usize,

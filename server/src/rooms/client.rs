@@ -197,7 +197,11 @@ impl Client {
                 let joined = self
                     .hub
                     .join(&room, self.id, &name, &self.outbox, since.as_ref())
-                    .map_err(|JoinError::AlreadyJoined| already_joined(&room))?;
+                    .await
+                    .map_err(|error| match error {
+                        JoinError::AlreadyJoined => already_joined(&room),
+                        JoinError::Unavailable => unavailable(&room),
+                    })?;
                 self.joined.insert(room.clone(), name);
                 Ok(Some(text(&ServerMessage::Joined {
                     room,
@@ -211,7 +215,7 @@ impl Client {
             ClientMessage::Leave { room } => {
                 self.check_member(&room)?;
                 self.joined.remove(&room);
-                self.hub.leave(&room, self.id, LeaveReason::Left);
+                self.hub.leave(&room, self.id, LeaveReason::Left).await;
                 Ok(Some(text(&ServerMessage::Left { room })))
             }
             ClientMessage::Publish { room, text: body } => {
@@ -220,7 +224,10 @@ impl Client {
                     from: Some(self.member(&room)),
                     body: Body::Text(body),
                 };
-                self.hub.publish(&room, post).await;
+                self.hub
+                    .publish(&room, post, false)
+                    .await
+                    .map_err(|_| unavailable(&room))?;
                 Ok(None)
             }
         }
@@ -236,7 +243,10 @@ impl Client {
             from: Some(self.member(publish.room)),
             body: Body::Binary(publish.payload.to_vec()),
         };
-        self.hub.publish(publish.room, post).await;
+        self.hub
+            .publish(publish.room, post, false)
+            .await
+            .map_err(|_| unavailable(publish.room))?;
         Ok(())
     }
 
@@ -279,6 +289,15 @@ impl Client {
     }
 }
 
+/// The cluster's Redis did not answer: nothing happened, try again.
+fn unavailable(room: &str) -> Refusal {
+    Refusal::about(
+        room,
+        ErrorCode::Unavailable,
+        "the cluster's store is unreachable: nothing was delivered, try again",
+    )
+}
+
 fn already_joined(room: &str) -> Refusal {
     Refusal::about(
         room,
@@ -295,7 +314,7 @@ impl Drop for Client {
             LeaveReason::Disconnected
         };
         for (room, _name) in self.joined.drain() {
-            self.hub.leave(&room, self.id, reason);
+            self.hub.leave_detached(&room, self.id, reason);
         }
     }
 }

@@ -33,11 +33,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use duplex_protocol::{ClientId, LeaveReason, Member, Position, RoomInfo, ServerMessage};
+use redis::PushInfo;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::history::{self, Recovery};
 use super::outbox::Outbox;
 use super::post::Post;
+use crate::cluster::{Cluster, Event, Unavailable};
 use crate::wire::Frame;
 
 /// Members a publish delivers to between two yields (~1-2 ms of socket
@@ -48,21 +51,29 @@ use crate::wire::Frame;
 /// (issue 10, defect 2: a 10,000-member publish held its worker ~80 ms).
 const PUBLISH_CHUNK: usize = 256;
 
+/// How soon to try again to catch up with Redis after losing it.
+const RESYNC_RETRY: Duration = Duration::from_millis(200);
+
 /// Every room of the server.
 #[derive(Debug)]
 pub(crate) struct Hub {
     /// Held only to find, create or remove a room (and across a join or
     /// leave, so a room cannot be removed while someone joins it);
     /// publishing takes it just long enough to clone the room's `Arc`.
-    rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
+    rooms: Arc<Mutex<HashMap<Arc<str>, Arc<Room>>>>,
     /// The last client id handed out; ids start at 1 (0 means "the HTTP
     /// API" in binary deliveries).
     last_id: AtomicU64,
     /// Rooms with more members than this get no presence events
     /// (`--presence-limit`).
     presence_limit: usize,
-    /// Every room's history (`--history-size`, `--history-ttl`).
+    /// Every room's history (`--history-size`, `--history-ttl`), when
+    /// this instance runs alone.
     history: history::Store,
+    /// The Redis engine (`--redis`): then Redis sequences, keeps the
+    /// history and the presence, and this hub delivers what its
+    /// subscription brings to the local members.
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// One room with members.
@@ -77,10 +88,13 @@ struct Room {
     /// a task, not as a blocked worker thread. It guards the position of
     /// the last delivery.
     turn: tokio::sync::Mutex<Delivered>,
-    history: history::Shared,
+    /// The room's history in this process; `None` in a cluster.
+    history: Option<history::Shared>,
 }
 
-/// The room's last message delivered to its members.
+/// The room's last message delivered to its members. In a cluster, a
+/// room just created here has an empty epoch until its first join reads
+/// the cluster's.
 #[derive(Debug)]
 struct Delivered {
     epoch: Arc<str>,
@@ -116,16 +130,33 @@ pub(crate) struct Joined {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum JoinError {
     AlreadyJoined,
+    /// The cluster's Redis did not answer.
+    Unavailable,
 }
 
 impl Hub {
     pub(crate) fn new(presence_limit: usize, history_size: usize, history_ttl: Duration) -> Self {
         Self {
-            rooms: Mutex::default(),
+            rooms: Arc::default(),
             last_id: AtomicU64::new(0),
             presence_limit,
             history: history::Store::new(history_size, history_ttl),
+            cluster: None,
         }
+    }
+
+    /// A hub whose rooms live in `cluster`: client ids are taken from the
+    /// node's range.
+    pub(crate) fn clustered(presence_limit: usize, cluster: Arc<Cluster>) -> Self {
+        let mut hub = Self::new(presence_limit, 0, Duration::MAX);
+        hub.last_id = AtomicU64::new(cluster.first_id());
+        hub.cluster = Some(cluster);
+        hub
+    }
+
+    /// The cluster engine, if any.
+    pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 
     /// A fresh client id.
@@ -137,17 +168,36 @@ impl Hub {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A room without members yet, with its history (kept or new).
+    /// A room without members yet, with its history (kept or new; none
+    /// in a cluster).
     fn new_room(&self, room: &str) -> Arc<Room> {
         let name: Arc<str> = Arc::from(room);
-        let history = self.history.get(&name);
-        let (epoch, offset) = self.history.lock(&history).position();
+        let (history, epoch, offset) = if self.cluster.is_some() {
+            (None, Arc::from(""), 0)
+        } else {
+            let history = self.history.get(&name);
+            let (epoch, offset) = self.history.lock(&history).position();
+            (Some(history), epoch, offset)
+        };
         Arc::new(Room {
             name,
             members: RwLock::default(),
             turn: tokio::sync::Mutex::new(Delivered { epoch, offset }),
             history,
         })
+    }
+
+    /// `room`'s entry here, created if it has none.
+    fn room_entry(&self, room: &str) -> Arc<Room> {
+        let mut rooms = self.rooms();
+        match rooms.get(room) {
+            Some(found) => Arc::clone(found),
+            None => {
+                let created = self.new_room(room);
+                rooms.insert(Arc::clone(&created.name), Arc::clone(&created));
+                created
+            }
+        }
     }
 
     /// Adds client `id` to `room` (creating it), tells the other members,
@@ -163,7 +213,25 @@ impl Hub {
     /// the history the member was told about (and replayed, if it asked).
     /// Its entry's `after` keeps a publish already under way from
     /// delivering the message twice.
-    pub(crate) fn join(
+    pub(crate) async fn join(
+        &self,
+        room: &str,
+        id: ClientId,
+        name: &str,
+        outbox: &Arc<Outbox>,
+        since: Option<&Position>,
+    ) -> Result<Joined, JoinError> {
+        match &self.cluster {
+            None => self.join_here(room, id, name, outbox, since),
+            Some(cluster) => {
+                self.join_cluster(cluster, room, id, name, outbox, since)
+                    .await
+            }
+        }
+    }
+
+    /// [`Hub::join`] with the history in this process.
+    fn join_here(
         &self,
         room: &str,
         id: ClientId,
@@ -188,7 +256,10 @@ impl Hub {
         if members.contains_key(&id) {
             return Err(JoinError::AlreadyJoined);
         }
-        let history = self.history.lock(&found.history);
+        let Some(shared) = &found.history else {
+            return Err(JoinError::Unavailable);
+        };
+        let history = self.history.lock(shared);
         let (epoch, offset) = history.position();
         let recovery = since.map(|since| history.since(since));
         drop(history);
@@ -230,47 +301,207 @@ impl Hub {
         })
     }
 
-    /// Removes client `id` from `room`, tells the others why, and removes
-    /// the room if it is now empty (its history stays, for
-    /// `--history-ttl`). Returns whether it was a member.
-    pub(crate) fn leave(&self, room: &str, id: ClientId, reason: LeaveReason) -> bool {
+    /// [`Hub::join`] in a cluster. The join holds the room's turn from
+    /// reading the cluster's position to adding the member here, so no
+    /// message above that position is delivered here in between (it would
+    /// miss it); messages at or below it that arrive later are not
+    /// delivered to it (`after`). The room's channel is subscribed first,
+    /// so every message above the position arrives.
+    async fn join_cluster(
+        &self,
+        cluster: &Cluster,
+        room: &str,
+        id: ClientId,
+        name: &str,
+        outbox: &Arc<Outbox>,
+        since: Option<&Position>,
+    ) -> Result<Joined, JoinError> {
+        loop {
+            let found = self.room_entry(room);
+            let mut delivered = found.turn.lock().await;
+            if !self
+                .rooms()
+                .get(room)
+                .is_some_and(|r| Arc::ptr_eq(r, &found))
+            {
+                // Its last member left while we waited for the turn.
+                continue;
+            }
+            let member = Member {
+                id,
+                name: name.to_owned(),
+            };
+            if found
+                .members
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&id)
+            {
+                return Err(JoinError::AlreadyJoined);
+            }
+            let reply = match cluster.subscribe(room).await {
+                Ok(()) => cluster.join(room, &member, since).await,
+                Err(error) => Err(error),
+            };
+            let reply = match reply {
+                Ok(reply) => reply,
+                Err(_) => {
+                    drop(delivered);
+                    self.forget_if_empty(&found);
+                    return Err(JoinError::Unavailable);
+                }
+            };
+            if delivered.epoch.is_empty() {
+                delivered.epoch = Arc::clone(&reply.epoch);
+                delivered.offset = reply.top;
+            }
+            let mut members = found
+                .members
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            members.insert(
+                id,
+                Entry {
+                    name: name.to_owned(),
+                    outbox: Arc::clone(outbox),
+                    epoch: Arc::clone(&reply.epoch),
+                    after: reply.top,
+                },
+            );
+            let recovered = reply.recovery.map(|recovery| match recovery {
+                Some(posts) => {
+                    let frames: Vec<Frame> = posts
+                        .into_iter()
+                        .map(|(offset, post)| post.frame(room, offset))
+                        .collect();
+                    outbox.push_replay(&frames);
+                    true
+                }
+                None => false,
+            });
+            return Ok(Joined {
+                members: reply.members,
+                member_count: reply.count,
+                epoch: reply.epoch,
+                offset: reply.top,
+                recovered,
+            });
+        }
+    }
+
+    /// Removes `room` from the map if it has no members (a join that
+    /// created it failed).
+    fn forget_if_empty(&self, room: &Arc<Room>) {
         let mut rooms = self.rooms();
-        let Some(entry) = rooms.get(room) else {
+        let empty = room
+            .members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
+        if empty && rooms.get(&*room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            rooms.remove(&*room.name);
+        }
+    }
+
+    /// Removes client `id` from `room` (see [`Hub::leave_here`]) and, in
+    /// a cluster, from the cluster's presence before returning, so a join
+    /// that follows cannot be overtaken by it.
+    pub(crate) async fn leave(&self, room: &str, id: ClientId, reason: LeaveReason) -> bool {
+        let Some(gone) = self.leave_here(room, id, reason) else {
             return false;
         };
+        if let Some(cluster) = &self.cluster {
+            if let Err(error) = cluster.leave(room, &gone, reason).await {
+                tracing::warn!(%error, room, id, "leave not recorded in redis: the heartbeat's check will");
+            }
+            self.release(cluster, room);
+        }
+        true
+    }
+
+    /// [`Hub::leave`] for a connection that ended: the cluster's presence
+    /// is updated by a task of its own.
+    pub(crate) fn leave_detached(&self, room: &str, id: ClientId, reason: LeaveReason) {
+        let Some(gone) = self.leave_here(room, id, reason) else {
+            return;
+        };
+        if let Some(cluster) = &self.cluster {
+            self.release(cluster, room);
+            let cluster = Arc::clone(cluster);
+            let room = room.to_owned();
+            tokio::spawn(async move {
+                if let Err(error) = cluster.leave(&room, &gone, reason).await {
+                    tracing::warn!(%error, room, "leave not recorded in redis");
+                }
+            });
+        }
+    }
+
+    /// Unsubscribes from `room` if it has no members here (checked again
+    /// when the unsubscription is made).
+    fn release(&self, cluster: &Arc<Cluster>, room: &str) {
+        if self.rooms().contains_key(room) {
+            return;
+        }
+        let cluster = Arc::clone(cluster);
+        let rooms = Arc::clone(&self.rooms);
+        let room = room.to_owned();
+        tokio::spawn(async move {
+            cluster
+                .unsubscribe(&room, || {
+                    !rooms
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .contains_key(room.as_str())
+                })
+                .await;
+        });
+    }
+
+    /// Removes client `id` from `room` here, and removes the room if it is
+    /// now empty (its history stays, for `--history-ttl`). Alone, tells
+    /// the others why; in a cluster, they are told through Redis. Returns
+    /// the member, if it was one.
+    fn leave_here(&self, room: &str, id: ClientId, reason: LeaveReason) -> Option<Member> {
+        let mut rooms = self.rooms();
+        let entry = rooms.get(room)?;
         let mut members = entry
             .members
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let Some(gone) = members.remove(&id) else {
-            return false;
+        let gone = members.remove(&id)?;
+        let member = Member {
+            id,
+            name: gone.name,
         };
         if members.is_empty() {
             drop(members);
             rooms.remove(room);
-            return true;
+            return Some(member);
         }
-        if members.len() >= self.presence_limit {
-            return true;
+        if members.len() >= self.presence_limit || self.cluster.is_some() {
+            return Some(member);
         }
         let event = frame(&ServerMessage::MemberLeft {
             room: room.to_owned(),
-            member: Member {
-                id,
-                name: gone.name,
-            },
+            member: member.clone(),
             reason,
         });
         for other in members.values() {
             other.outbox.push(&event);
         }
-        true
+        Some(member)
     }
 
     /// Gives `post` the room's next offset, keeps it in the history and
     /// delivers it to every member (written or queued, see
     /// [`Outbox::push`]); returns to how many, or `None` if the room has
-    /// no members.
+    /// no members. In a cluster, Redis gives the offset and every instance
+    /// delivers to its own members (this one too, from its subscription):
+    /// the count is of members on every instance, and a publish made while
+    /// Redis is away is [`Unavailable`], delivered to nobody.
+    /// `only_if_members`: publish nothing into a room without members
+    /// (the push API's 404); a member's publish always goes.
     ///
     /// Members are taken [`PUBLISH_CHUNK`] at a time, in id order, each
     /// chunk collected under the read lock and written to after it: a
@@ -285,14 +516,184 @@ impl Hub {
     /// room's messages reach every member in one order; a publisher waits
     /// for the deliveries before its own (at most one per other publisher
     /// waiting: each waits for its own).
-    pub(crate) async fn publish(&self, room: &str, post: Post) -> Option<usize> {
-        let room = Arc::clone(self.rooms().get(room)?);
+    pub(crate) async fn publish(
+        &self,
+        room: &str,
+        post: Post,
+        only_if_members: bool,
+    ) -> Result<Option<usize>, Unavailable> {
+        if let Some(cluster) = &self.cluster {
+            return cluster.publish(room, &post, only_if_members).await;
+        }
+        let Some(room) = self.rooms().get(room).map(Arc::clone) else {
+            return Ok(None);
+        };
+        let Some(history) = &room.history else {
+            return Ok(None);
+        };
         let mut delivered = room.turn.lock().await;
         let (epoch, offset, frame) = self
             .history
-            .lock(&room.history)
+            .lock(history)
             .append(self.history.size(), |offset| post.frame(&room.name, offset));
-        Some(room.deliver(&mut delivered, &epoch, offset, &frame).await)
+        Ok(Some(
+            room.deliver(&mut delivered, &epoch, offset, &frame).await,
+        ))
+    }
+
+    /// Delivers a room channel's event to the members here. Messages are
+    /// delivered once each, in offset order: one at or below the last
+    /// delivered is dropped (a duplicate from a catch-up), one past a gap
+    /// is preceded by the missing ones from the stream.
+    pub(crate) async fn deliver_from_cluster(&self, cluster: &Cluster, room: &str, event: Event) {
+        let Some(found) = self.rooms().get(room).map(Arc::clone) else {
+            return;
+        };
+        match event {
+            Event::Message {
+                epoch,
+                offset,
+                post,
+            } => {
+                let mut delivered = found.turn.lock().await;
+                if delivered.epoch.is_empty() {
+                    // No join finished here yet: it will read the position.
+                    return;
+                }
+                if *delivered.epoch == *epoch && offset <= delivered.offset {
+                    return;
+                }
+                let from = if *delivered.epoch == *epoch {
+                    delivered.offset + 1
+                } else {
+                    1
+                };
+                if from < offset {
+                    found
+                        .catch_up(cluster, &mut delivered, from, Some(offset - 1))
+                        .await;
+                }
+                let frame = post.frame(room, offset);
+                found.deliver(&mut delivered, &epoch, offset, &frame).await;
+            }
+            Event::Joined(member) => {
+                let event = frame(&ServerMessage::MemberJoined {
+                    room: room.to_owned(),
+                    member: member.clone(),
+                });
+                found.tell(&event, member.id);
+            }
+            Event::Left(member, reason) => {
+                let id = member.id;
+                let event = frame(&ServerMessage::MemberLeft {
+                    room: room.to_owned(),
+                    member,
+                    reason,
+                });
+                found.tell(&event, id);
+            }
+        }
+    }
+
+    /// Compares every room here with the cluster and delivers what its
+    /// subscription did not bring (after a disconnection, or a
+    /// subscription that stopped delivering without a word).
+    pub(crate) async fn catch_up_all(&self, cluster: &Cluster) {
+        let rooms: Vec<Arc<Room>> = self.rooms().values().map(Arc::clone).collect();
+        for room in rooms {
+            let mut delivered = room.turn.lock().await;
+            if delivered.epoch.is_empty() {
+                continue;
+            }
+            let from = delivered.offset + 1;
+            room.catch_up(cluster, &mut delivered, from, None).await;
+        }
+    }
+
+    /// Delivers what the cluster's subscription brings and heartbeats,
+    /// until the server stops (then the future is dropped). After a
+    /// disconnection of the subscriber, or when Redis turns out to have
+    /// lost this node (restarted empty), every room here is caught up from
+    /// the streams and every member registered again, retried every
+    /// [`RESYNC_RETRY`] until Redis answers; every heartbeat catches up as
+    /// well, for a subscription that stopped delivering without a word.
+    pub(crate) async fn follow_cluster(&self, mut pushes: UnboundedReceiver<PushInfo>) {
+        let Some(cluster) = self.cluster.clone() else {
+            return std::future::pending().await;
+        };
+        let mut beat = tokio::time::interval(cluster.heartbeat_interval());
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut resync = false;
+        loop {
+            let retry = tokio::time::sleep(if resync {
+                RESYNC_RETRY
+            } else {
+                Duration::MAX / 4
+            });
+            tokio::select! {
+                push = pushes.recv() => {
+                    let Some(push) = push else {
+                        return std::future::pending().await;
+                    };
+                    if crate::cluster::is_disconnection(&push) {
+                        tracing::warn!("redis subscription lost: catching up once it is back");
+                        resync = true;
+                    } else if let Some((room, event)) = crate::cluster::event(&push) {
+                        self.deliver_from_cluster(&cluster, &room, event).await;
+                    }
+                }
+                _ = beat.tick() => {
+                    if self.sync(&cluster).await {
+                        resync = false;
+                    }
+                }
+                () = retry => {
+                    if self.sync(&cluster).await {
+                        resync = false;
+                        tracing::info!("caught up with redis");
+                    }
+                }
+            }
+        }
+    }
+
+    /// One heartbeat, then the members registered again if Redis lost
+    /// them, then every room caught up. Returns whether Redis answered.
+    async fn sync(&self, cluster: &Cluster) -> bool {
+        match cluster.heartbeat().await {
+            Ok(true) => {}
+            Ok(false) => {
+                let members = self.local_members();
+                tracing::info!(
+                    members = members.len(),
+                    "redis did not know this instance: registering its members again"
+                );
+                if cluster.register(&members).await.is_err() {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+        self.catch_up_all(cluster).await;
+        true
+    }
+
+    /// Every member here, by room: for registering them again.
+    pub(crate) fn local_members(&self) -> Vec<(Arc<str>, Member)> {
+        let mut out = Vec::new();
+        for (name, room) in self.rooms().iter() {
+            let members = room.members.read().unwrap_or_else(PoisonError::into_inner);
+            out.extend(members.iter().map(|(id, entry)| {
+                (
+                    Arc::clone(name),
+                    Member {
+                        id: *id,
+                        name: entry.name.clone(),
+                    },
+                )
+            }));
+        }
+        out
     }
 
     /// Forgets the expired histories of rooms without members, every
@@ -360,6 +761,70 @@ impl Room {
         }
     }
 
+    /// Delivers the cluster's messages `from..=last` (`None`: to the
+    /// latest) that the subscription did not bring. A new epoch is
+    /// delivered from its first message. Messages the stream no longer
+    /// holds are announced to every member as `missed`: never a silent
+    /// gap.
+    async fn catch_up(
+        &self,
+        cluster: &Cluster,
+        delivered: &mut Delivered,
+        from: u64,
+        last: Option<u64>,
+    ) {
+        let Ok(range) = cluster.range(&self.name, from, last).await else {
+            return;
+        };
+        let Some(epoch) = range.epoch else {
+            return;
+        };
+        let (start, posts) = if *epoch == *delivered.epoch {
+            (from, range.posts)
+        } else {
+            // Another epoch: everything of it, from 1.
+            match cluster.range(&self.name, 1, last.filter(|_| false)).await {
+                Ok(again) if again.epoch.as_deref() == Some(&*epoch) => (1, again.posts),
+                _ => return,
+            }
+        };
+        let mut next = start;
+        for (offset, post) in posts {
+            if offset < next {
+                continue;
+            }
+            if offset > next {
+                self.missed(offset - next);
+            }
+            let frame = post.frame(&self.name, offset);
+            self.deliver(delivered, &epoch, offset, &frame).await;
+            next = offset + 1;
+        }
+        let end = last.unwrap_or(range.top);
+        if end >= next && *delivered.epoch == *epoch && end <= range.top {
+            // The stream no longer holds the last ones either.
+            self.missed(end + 1 - next);
+            delivered.offset = end;
+        }
+    }
+
+    /// Tells every member that `count` messages are lost to it.
+    fn missed(&self, count: u64) {
+        tracing::warn!(room = %self.name, count, "messages lost between the channel and the stream");
+        let event = frame(&ServerMessage::Missed { count });
+        self.tell(&event, 0);
+    }
+
+    /// Pushes `event` to every member but `except`.
+    fn tell(&self, event: &Frame, except: ClientId) {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        for (id, member) in members.iter() {
+            if *id != except {
+                member.outbox.push(event);
+            }
+        }
+    }
+
     /// Moves every member counting in another epoch to `epoch`, from
     /// `after`, and tells it.
     fn reset(&self, epoch: &Arc<str>, after: u64) {
@@ -380,8 +845,17 @@ impl Room {
 }
 
 impl Hub {
-    /// Every room with members and its member count, by name.
-    pub(crate) fn list(&self) -> Vec<RoomInfo> {
+    /// Every room with members and its member count, by name (in a
+    /// cluster, on every instance).
+    pub(crate) async fn list(&self) -> Result<Vec<RoomInfo>, Unavailable> {
+        if let Some(cluster) = &self.cluster {
+            return cluster.rooms().await;
+        }
+        Ok(self.list_here())
+    }
+
+    /// The rooms with members here.
+    fn list_here(&self) -> Vec<RoomInfo> {
         let mut rooms: Vec<RoomInfo> = self
             .rooms()
             .iter()
@@ -441,7 +915,15 @@ mod tests {
     }
 
     fn join(hub: &Hub, id: ClientId, outbox: &Arc<Outbox>) -> Result<Joined, JoinError> {
-        hub.join("r", id, "m", outbox, None)
+        block_on(hub.join("r", id, "m", outbox, None))
+    }
+
+    fn publish(hub: &Hub, room: &str, post: Post, only_if_members: bool) {
+        block_on(hub.publish(room, post, only_if_members)).expect("no cluster to be unavailable");
+    }
+
+    fn leave(hub: &Hub, id: ClientId) -> bool {
+        block_on(hub.leave("r", id, LeaveReason::Left))
     }
 
     fn post(text: &str) -> Post {
@@ -471,12 +953,15 @@ mod tests {
         assert_eq!(join(&hub, 2, &b).map(|_| ()), Err(JoinError::AlreadyJoined));
         // a heard b join.
         assert_eq!(a.take(10).messages.len(), 1);
-        assert!(hub.leave("r", 1, LeaveReason::Left));
-        assert!(!hub.leave("r", 1, LeaveReason::Left));
-        assert_eq!(hub.list().len(), 1);
-        assert!(hub.leave("r", 2, LeaveReason::Left));
-        assert!(hub.list().is_empty());
-        assert_eq!(block_on(hub.publish("r", post("x"))), None);
+        assert!(leave(&hub, 1));
+        assert!(!leave(&hub, 1));
+        assert_eq!(hub.list_here().len(), 1);
+        assert!(leave(&hub, 2));
+        assert!(hub.list_here().is_empty());
+        assert_eq!(
+            block_on(hub.publish("r", post("x"), false)).ok(),
+            Some(None)
+        );
     }
 
     #[test]
@@ -490,7 +975,7 @@ mod tests {
         }
         // Member 1 heard member 2 join (room of 1 < 2), nobody else's.
         assert_eq!(outboxes[0].take(10).messages.len(), 1);
-        assert!(hub.leave("r", 4, LeaveReason::Left));
+        assert!(leave(&hub, 4));
         assert!(outboxes[0].take(10).messages.is_empty());
     }
 
@@ -500,9 +985,12 @@ mod tests {
         let members = 2 * PUBLISH_CHUNK + 3;
         let outboxes: Vec<_> = (0..members).map(|_| outbox()).collect();
         for (id, outbox) in (1..).zip(&outboxes) {
-            hub.join("r", id, "m", outbox, None).expect("join");
+            hub.join("r", id, "m", outbox, None).await.expect("join");
         }
-        assert_eq!(hub.publish("r", post("x")).await, Some(members));
+        assert_eq!(
+            hub.publish("r", post("x"), false).await.ok(),
+            Some(Some(members))
+        );
         for (i, outbox) in outboxes.iter().enumerate() {
             assert_eq!(outbox.take(10).messages.len(), 1, "member {i}");
         }
@@ -517,11 +1005,11 @@ mod tests {
         let members = 3 * PUBLISH_CHUNK;
         let outboxes: Arc<Vec<_>> = Arc::new((0..members).map(|_| outbox()).collect());
         for (id, outbox) in (1..).zip(outboxes.iter()) {
-            hub.join("r", id, "m", outbox, None).expect("join");
+            hub.join("r", id, "m", outbox, None).await.expect("join");
         }
         let publish = tokio::spawn({
             let hub = Arc::clone(&hub);
-            async move { hub.publish("r", post("x")).await }
+            async move { hub.publish("r", post("x"), false).await }
         });
         // Runs after the publish task on this one thread: only if the
         // publish yields does it run before the publish has finished.
@@ -535,7 +1023,7 @@ mod tests {
             }
         });
         let seen = neighbour.await.expect("neighbour");
-        assert_eq!(publish.await.expect("publish"), Some(members));
+        assert_eq!(publish.await.expect("publish").ok(), Some(Some(members)));
         assert!(
             0 < seen && seen < members,
             "the neighbour ran after {seen} of {members} deliveries"
@@ -552,7 +1040,10 @@ mod tests {
         for outbox in &outboxes {
             outbox.take(10);
         }
-        assert_eq!(block_on(hub.publish("r", post("hello"))), Some(3));
+        assert_eq!(
+            block_on(hub.publish("r", post("hello"), false)).ok(),
+            Some(Some(3))
+        );
         let pointers: Vec<*const u8> = outboxes
             .iter()
             .map(|outbox| match &outbox.take(10).messages[..] {
@@ -580,7 +1071,7 @@ mod tests {
         let first = join(&hub, 1, &a).expect("join a");
         assert_eq!(first.offset, 0);
         for i in 1..=5 {
-            block_on(hub.publish("r", post(&format!("m{i}"))));
+            publish(&hub, "r", post(&format!("m{i}")), false);
         }
         let offsets: Vec<u64> = queued(&a).iter().map(offset_of).collect();
         assert_eq!(offsets, [1, 2, 3, 4, 5]);
@@ -589,17 +1080,17 @@ mod tests {
             offset,
         };
         // Missed 3 (the history size): recovered, in order, after `joined`.
-        let joined = hub.join("r", 2, "b", &b, Some(&since(2))).expect("join b");
+        let joined = block_on(hub.join("r", 2, "b", &b, Some(&since(2)))).expect("join b");
         assert_eq!((joined.offset, joined.recovered), (5, Some(true)));
         let replayed: Vec<u64> = queued(&b).iter().map(offset_of).collect();
         assert_eq!(replayed, [3, 4, 5]);
         // The next message is the next offset, once.
-        block_on(hub.publish("r", post("m6")));
+        publish(&hub, "r", post("m6"), false);
         assert_eq!(queued(&b).iter().map(offset_of).collect::<Vec<_>>(), [6]);
-        assert!(hub.leave("r", 2, LeaveReason::Left));
+        assert!(leave(&hub, 2));
         // Missed 4: not recovered, nothing replayed.
         let c = outbox();
-        let joined = hub.join("r", 3, "c", &c, Some(&since(2))).expect("join c");
+        let joined = block_on(hub.join("r", 3, "c", &c, Some(&since(2)))).expect("join c");
         assert_eq!((joined.offset, joined.recovered), (6, Some(false)));
         assert!(queued(&c).is_empty());
         // The latest, another epoch, past the latest.
@@ -616,7 +1107,7 @@ mod tests {
             ),
         ] {
             let d = outbox();
-            let joined = hub.join("r", id, "d", &d, Some(&position)).expect("join");
+            let joined = block_on(hub.join("r", id, "d", &d, Some(&position))).expect("join");
             assert_eq!(joined.recovered, Some(recovered), "since {position:?}");
             assert!(queued(&d).is_empty());
         }
@@ -627,15 +1118,15 @@ mod tests {
         let hub = hub(usize::MAX);
         let a = outbox();
         let joined = join(&hub, 1, &a).expect("join");
-        block_on(hub.publish("r", post("kept")));
-        assert!(hub.leave("r", 1, LeaveReason::Left));
-        assert!(hub.list().is_empty());
+        publish(&hub, "r", post("kept"), false);
+        assert!(leave(&hub, 1));
+        assert!(hub.list_here().is_empty());
         let b = outbox();
         let since = Position {
             epoch: joined.epoch.to_string(),
             offset: 0,
         };
-        let again = hub.join("r", 2, "b", &b, Some(&since)).expect("rejoin");
+        let again = block_on(hub.join("r", 2, "b", &b, Some(&since))).expect("rejoin");
         assert_eq!(
             (&again.epoch, again.offset, again.recovered),
             (&joined.epoch, 1, Some(true))
@@ -650,10 +1141,10 @@ mod tests {
         let hub = Hub::new(usize::MAX, 10, Duration::from_millis(30));
         let a = outbox();
         let joined = join(&hub, 1, &a).expect("join");
-        block_on(hub.publish("r", post("old")));
+        publish(&hub, "r", post("old"), false);
         assert_eq!(queued(&a).iter().map(offset_of).collect::<Vec<_>>(), [1]);
         std::thread::sleep(Duration::from_millis(40));
-        block_on(hub.publish("r", post("new")));
+        publish(&hub, "r", post("new"), false);
         let got = queued(&a);
         match &got[..] {
             [
@@ -665,7 +1156,7 @@ mod tests {
             other => panic!("expected a reset then offset 1, got {other:?}"),
         }
         // Only once.
-        block_on(hub.publish("r", post("newer")));
+        publish(&hub, "r", post("newer"), false);
         assert_eq!(queued(&a).iter().map(offset_of).collect::<Vec<_>>(), [2]);
     }
 
@@ -678,11 +1169,11 @@ mod tests {
         let members = 2 * PUBLISH_CHUNK;
         let outboxes: Vec<_> = (0..members).map(|_| outbox()).collect();
         for (id, outbox) in (1..).zip(&outboxes) {
-            hub.join("r", id, "m", outbox, None).expect("join");
+            hub.join("r", id, "m", outbox, None).await.expect("join");
         }
         let publish = tokio::spawn({
             let hub = Arc::clone(&hub);
-            async move { hub.publish("r", post("x")).await }
+            async move { hub.publish("r", post("x"), false).await }
         });
         // Runs when the publish yields after its first chunk.
         let late = outbox();
@@ -691,12 +1182,12 @@ mod tests {
             let late = Arc::clone(&late);
             async move {
                 let id = ClientId::try_from(members).expect("an id") + 1;
-                hub.join("r", id, "late", &late, None).expect("join")
+                hub.join("r", id, "late", &late, None).await.expect("join")
             }
         })
         .await
         .expect("join task");
-        assert_eq!(publish.await.expect("publish"), Some(members));
+        assert_eq!(publish.await.expect("publish").ok(), Some(Some(members)));
         assert_eq!(joined.offset, 1, "joined before the message had an offset");
         assert!(queued(&late).is_empty(), "got offset 1 twice over");
     }
