@@ -43,7 +43,9 @@ pub enum BinaryError {
     /// The frame ends before its header does.
     #[error("binary frame too short for its header")]
     Truncated,
-    /// The first byte is not [`crate::VERSION`].
+    /// The first byte is not a version this peer reads ([`crate::VERSION`];
+    /// a server also reads publishes of version 1, whose layout is the
+    /// same).
     #[error("binary frame version {0}, expected {v}", v = crate::VERSION)]
     Version(u8),
     /// The room name in the header is not UTF-8.
@@ -77,4 +79,7 @@ pub enum ErrorCode {
     TooManyRooms,
     /// A binary frame without a valid header.
     BadBinary,
+    /// The server cannot take the publish now (its cluster's store is
+    /// unreachable); nothing was delivered to anyone. Try again.
+    Unavailable,
 }

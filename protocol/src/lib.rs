@@ -22,7 +22,8 @@ mod message;
 
 pub use error::{BinaryError, DecodeError, ErrorCode};
 pub use message::{
-    ClientId, ClientMessage, LeaveReason, Member, RoomInfo, RoomList, ServerMessage, decode_client,
+    ClientId, ClientMessage, LeaveReason, MAX_CLIENT_ID, Member, Position, RoomInfo, RoomList,
+    ServerMessage, decode_client,
 };
 
 /// The protocol version, sent in [`ServerMessage::Welcome`] and as the first
@@ -31,4 +32,8 @@ pub use message::{
 /// `room` of [`ServerMessage::Error`] (every peer ignores fields it does not
 /// know, and the field is omitted when absent). Raising it also changes the
 /// first byte of every binary frame, so it is not done lightly.
-pub const VERSION: u8 = 1;
+///
+/// Version 2 added the offset to binary deliveries (history and recovery);
+/// JSON messages only gained optional or additional fields. Binary publishes
+/// did not change, and servers read version 1 publishes as well.
+pub const VERSION: u8 = 2;

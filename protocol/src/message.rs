@@ -4,8 +4,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DecodeError, ErrorCode};
 
-/// A connection's id, assigned by the server and unique for its lifetime.
+/// A connection's id, assigned by the server: unique among every instance
+/// of a cluster while it runs, and below 2^53 so a JavaScript number holds
+/// it exactly ([`MAX_CLIENT_ID`]).
 pub type ClientId = u64;
+
+/// The largest client id a server hands out: `Number.MAX_SAFE_INTEGER`.
+pub const MAX_CLIENT_ID: ClientId = (1 << 53) - 1;
+
+/// A message's place in its room's history: the room's epoch and the
+/// message's offset in it. Offsets count the room's messages from 1, one
+/// order for every member on every instance; the epoch changes whenever
+/// the room's history is lost, and offsets start again at 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The history's epoch, an opaque string.
+    pub epoch: String,
+    /// The offset of the last message received (0: none yet).
+    pub offset: u64,
+}
 
 /// What a client may send as a text frame. Exhaustive on purpose: the
 /// server must handle every message, and a new one means a new
@@ -20,6 +37,10 @@ pub enum ClientMessage {
         room: String,
         /// The display name in this room.
         name: String,
+        /// Where a rejoining client left off: the server replays what it
+        /// missed, if the room's history still holds all of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Position>,
     },
     /// Stop being a member of `room`.
     Leave {
@@ -123,7 +144,8 @@ pub enum ServerMessage {
         /// Longest room name accepted, in bytes.
         max_room_len: usize,
     },
-    /// Answer to `join`: the members, this client included.
+    /// Answer to `join`: the members, this client included, and where
+    /// the room's history stands.
     Joined {
         /// The room's name.
         room: String,
@@ -132,6 +154,17 @@ pub enum ServerMessage {
         members: Vec<Member>,
         /// How many members the room has.
         member_count: usize,
+        /// The room's epoch.
+        epoch: String,
+        /// The offset of the room's latest message (0: none). The member
+        /// gets every message above it.
+        offset: u64,
+        /// Only when the `join` carried `since`: `true` when the messages
+        /// after it follow at once (before any live one), `false` when the
+        /// history no longer holds them (other epoch, too old, or an offset
+        /// the room never reached) and nothing is replayed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
     },
     /// Answer to `leave`.
     Left {
@@ -164,6 +197,20 @@ pub enum ServerMessage {
         from: Option<Member>,
         /// The message.
         text: String,
+        /// Its offset in the room's history.
+        offset: u64,
+    },
+    /// The room's history was lost while this client was a member (the
+    /// history expired, or the store restarted empty): offsets start again
+    /// in a new epoch. Messages after `offset` in `epoch` follow.
+    HistoryReset {
+        /// The room's name.
+        room: String,
+        /// The new epoch.
+        epoch: String,
+        /// The offset in the new epoch after which this client gets every
+        /// message (0 when the new epoch has none yet).
+        offset: u64,
     },
     /// This client's queue overflowed: the `count` oldest messages queued
     /// for it were dropped. Sent before the next message it does get.
@@ -225,7 +272,8 @@ mod tests {
             decode_client(r#"{"type":"join","room":"lobby","name":"ada"}"#).ok(),
             Some(ClientMessage::Join {
                 room: "lobby".into(),
-                name: "ada".into()
+                name: "ada".into(),
+                since: None,
             })
         );
         assert_eq!(
@@ -269,11 +317,12 @@ mod tests {
             room: "lobby".into(),
             from: None,
             text: "deploy done".into(),
+            offset: 7,
         };
         let json = message.to_json();
         assert_eq!(
             json,
-            r#"{"type":"message","room":"lobby","from":null,"text":"deploy done"}"#
+            r#"{"type":"message","room":"lobby","from":null,"text":"deploy done","offset":7}"#
         );
         let back: ServerMessage = serde_json::from_str(&json).expect("round trip");
         assert_eq!(back, message);
@@ -283,6 +332,48 @@ mod tests {
             room: None,
         };
         assert!(error.to_json().contains(r#""code":"not_joined""#));
+    }
+
+    /// `since` and `recovered` are optional: left out when absent, so a
+    /// join without them reads as a join from before history existed.
+    #[test]
+    fn history_fields_are_optional_on_the_wire() {
+        let join = decode_client(
+            r#"{"type":"join","room":"r","name":"n","since":{"epoch":"e1","offset":4}}"#,
+        )
+        .expect("a join with since");
+        assert_eq!(
+            join,
+            ClientMessage::Join {
+                room: "r".into(),
+                name: "n".into(),
+                since: Some(Position {
+                    epoch: "e1".into(),
+                    offset: 4
+                }),
+            }
+        );
+        let joined = ServerMessage::Joined {
+            room: "r".into(),
+            members: Vec::new(),
+            member_count: 0,
+            epoch: "e1".into(),
+            offset: 0,
+            recovered: None,
+        };
+        assert_eq!(
+            joined.to_json(),
+            r#"{"type":"joined","room":"r","members":[],"member_count":0,"epoch":"e1","offset":0}"#
+        );
+        let reset = ServerMessage::HistoryReset {
+            room: "r".into(),
+            epoch: "e2".into(),
+            offset: 0,
+        };
+        assert_eq!(
+            reset.to_json(),
+            r#"{"type":"history_reset","room":"r","epoch":"e2","offset":0}"#
+        );
     }
 
     /// The error's `room` is optional both ways: left out when there is
