@@ -30,9 +30,28 @@
 //! forever and the next greeting does not ask again for what the server
 //! refused. A server from before the `room` field sends none, and its join
 //! refusals are reported as plain [`Change::Error`]s, as they always were.
+//!
+//! History (protocol 2): each room keeps a [`History`], the room's epoch
+//! and the offset of the last message received. The greeting's joins carry
+//! it as `since`, so the server replays what was published while this
+//! client was away, or says it cannot; [`History`] counts the replay and
+//! spots offsets that skip messages, and the model writes every such
+//! finding into the room's chat as a line ([`Author::Note`] when nothing
+//! was lost, [`Author::Warning`] when messages may be missing). The
+//! greeting holds positions, so give the connection a new one when a
+//! connection ends too ([`Rooms::disconnected`]): by then every message of
+//! that connection has been handled.
 
-use duplex_protocol::{ClientId, ClientMessage, ErrorCode, LeaveReason, Member, ServerMessage};
+mod codec;
 
+use duplex_protocol::binary;
+use duplex_protocol::{
+    BinaryError, ClientId, ClientMessage, ErrorCode, LeaveReason, Member, ServerMessage,
+};
+
+use self::codec::{decode, encode};
+use crate::format;
+use crate::history::{Arrival, History, Notice};
 use crate::message::Message;
 
 /// Chat lines kept per room; older ones are dropped.
@@ -45,8 +64,12 @@ pub enum Author {
     Member(Member),
     /// A push through the HTTP API (`duplex push`).
     Server,
-    /// A note from the client itself (joined, someone left, an error).
+    /// A note from the client itself (joined, someone left, what a rejoin
+    /// recovered).
     Note,
+    /// A note that messages may be missing (history expired or reset, a
+    /// gap in the offsets): shown so it stands out.
+    Warning,
 }
 
 /// One line of a room's chat log.
@@ -72,6 +95,9 @@ pub struct Room {
     pub member_count: usize,
     /// The chat log, oldest first, at most [`LINES_PER_ROOM`].
     pub lines: Vec<Line>,
+    /// Where the room's history stands: the next rejoin's `since`. Kept
+    /// across reconnects, dropped with the room when it is left.
+    pub history: History,
 }
 
 impl Room {
@@ -83,6 +109,53 @@ impl Room {
             author,
             text: text.into(),
         });
+    }
+
+    /// Writes what `notice` says into the chat.
+    fn tell(&mut self, notice: Notice) {
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
+        let (author, text) = match notice {
+            Notice::Recovered(0) => (Author::Note, "recovered 0 messages: nothing missed".into()),
+            Notice::Recovered(n) => (Author::Note, format!("recovered {n} message{}", plural(n))),
+            Notice::RecoveryInterrupted { received, expected } => (
+                Author::Warning,
+                format!(
+                    "connection lost while recovering: {received} of {expected} messages recovered"
+                ),
+            ),
+            Notice::Expired { lost: Some(n) } if n > 0 => (
+                Author::Warning,
+                format!(
+                    "messages may be missing: history expired ({n} message{} not recovered)",
+                    plural(n)
+                ),
+            ),
+            Notice::Expired { .. } => (
+                Author::Warning,
+                "messages may be missing: history expired".into(),
+            ),
+            Notice::Reset => (
+                Author::Warning,
+                "history was reset: messages may be missing".into(),
+            ),
+            Notice::Missed(n) => (Author::Warning, format!("{n} message{} missed", plural(n))),
+        };
+        self.push(author, text);
+    }
+
+    /// A delivered message at `offset`: shown unless it is a duplicate,
+    /// with what its offset says about messages around it.
+    fn deliver(&mut self, offset: u64, author: Author, text: impl Into<String>) {
+        let Arrival::Show { missed, after } = self.history.message(offset) else {
+            return;
+        };
+        if missed > 0 {
+            self.tell(Notice::Missed(missed));
+        }
+        self.push(author, text);
+        if let Some(notice) = after {
+            self.tell(notice);
+        }
     }
 }
 
@@ -134,167 +207,6 @@ pub struct Rooms {
     /// By name, sorted (a few rooms: a Vec is smaller in the .wasm than a
     /// map).
     rooms: Vec<(String, Room)>,
-}
-
-/// Appends `text` as a JSON string literal.
-fn json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                let byte = c as u8;
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(byte >> 4)]));
-                out.push(char::from(HEX[usize::from(byte & 15)]));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// A client message as a text frame, in the JSON serde would write (by
-/// hand: serde_json would add ~65 KiB to the .wasm).
-fn encode(message: &ClientMessage) -> Message {
-    let (kind, fields): (&str, [(&str, &str); 2]) = match message {
-        ClientMessage::Join { room, name } => ("join", [("room", room), ("name", name)]),
-        ClientMessage::Leave { room } => ("leave", [("room", room), ("", "")]),
-        ClientMessage::Publish { room, text } => ("publish", [("room", room), ("text", text)]),
-    };
-    let mut out = String::from(r#"{"type":""#);
-    out.push_str(kind);
-    out.push('"');
-    for (key, value) in fields {
-        if !key.is_empty() {
-            out.push_str(",\"");
-            out.push_str(key);
-            out.push_str("\":");
-            json_string(&mut out, value);
-        }
-    }
-    out.push('}');
-    Message::Text(out)
-}
-
-/// Decodes a server message natively (tests) with serde_json.
-#[cfg(not(target_arch = "wasm32"))]
-fn decode(text: &str) -> Result<ServerMessage, NotAServerMessage> {
-    serde_json::from_str(text).map_err(|_| NotAServerMessage("not valid JSON of a known type"))
-}
-
-/// Decodes a server message in the browser with `JSON.parse`.
-#[cfg(target_arch = "wasm32")]
-fn decode(text: &str) -> Result<ServerMessage, NotAServerMessage> {
-    use js_sys::{Array, JSON, Reflect};
-    use wasm_bindgen::{JsCast, JsValue};
-
-    let bad = |_: &str| NotAServerMessage("a field is missing or mistyped");
-    let get = |value: &JsValue, key: &str| {
-        Reflect::get(value, &JsValue::from_str(key))
-            .ok()
-            .filter(|v| !v.is_undefined())
-    };
-    let string = |value: &JsValue, key: &str| {
-        get(value, key)
-            .and_then(|v| v.as_string())
-            .ok_or_else(|| bad(key))
-    };
-    let number = |value: &JsValue, key: &str| {
-        get(value, key)
-            .and_then(|v| v.as_f64())
-            .filter(|n| *n >= 0.0)
-            .map(|n| n as u64)
-            .ok_or_else(|| bad(key))
-    };
-    let member = |value: &JsValue| -> Result<Member, NotAServerMessage> {
-        Ok(Member {
-            id: number(value, "id")?,
-            name: string(value, "name")?,
-        })
-    };
-    let value = JSON::parse(text).map_err(|_| NotAServerMessage("not JSON"))?;
-    if !value.is_object() {
-        return Err(NotAServerMessage("not a JSON object"));
-    }
-    let room = || string(&value, "room");
-    let kind = string(&value, "type")?;
-    Ok(match kind.as_str() {
-        "welcome" => ServerMessage::Welcome {
-            version: u8::try_from(number(&value, "version")?).unwrap_or(u8::MAX),
-            client_id: number(&value, "client_id")?,
-            max_name_len: number(&value, "max_name_len")? as usize,
-            max_room_len: number(&value, "max_room_len")? as usize,
-        },
-        "joined" => ServerMessage::Joined {
-            room: room()?,
-            members: get(&value, "members")
-                .and_then(|v| v.dyn_into::<Array>().ok())
-                .ok_or_else(|| bad("members"))?
-                .iter()
-                .map(|m| member(&m))
-                .collect::<Result<_, _>>()?,
-            member_count: number(&value, "member_count")? as usize,
-        },
-        "left" => ServerMessage::Left { room: room()? },
-        "member_joined" => ServerMessage::MemberJoined {
-            room: room()?,
-            member: member(&get(&value, "member").ok_or_else(|| bad("member"))?)?,
-        },
-        "member_left" => ServerMessage::MemberLeft {
-            room: room()?,
-            member: member(&get(&value, "member").ok_or_else(|| bad("member"))?)?,
-            reason: match string(&value, "reason")?.as_str() {
-                "left" => LeaveReason::Left,
-                "too_slow" => LeaveReason::TooSlow,
-                _ => LeaveReason::Disconnected,
-            },
-        },
-        "message" => ServerMessage::Message {
-            room: room()?,
-            from: match get(&value, "from") {
-                Some(from) if !from.is_null() => Some(member(&from)?),
-                _ => None,
-            },
-            text: string(&value, "text")?,
-        },
-        "missed" => ServerMessage::Missed {
-            count: number(&value, "count")?,
-        },
-        "error" => ServerMessage::Error {
-            code: error_code(&string(&value, "code")?),
-            message: string(&value, "message")?,
-            // Optional: absent from servers older than the field, and from
-            // errors about no room.
-            room: match get(&value, "room") {
-                Some(room) if !room.is_null() => Some(room.as_string().ok_or_else(|| bad("room"))?),
-                _ => None,
-            },
-        },
-        _ => return Err(NotAServerMessage("unknown type")),
-    })
-}
-
-/// An error code by its name; a code newer than this client reads as
-/// `bad_message` (the message text still says what happened).
-#[cfg(target_arch = "wasm32")]
-fn error_code(code: &str) -> ErrorCode {
-    match code {
-        "bad_json" => ErrorCode::BadJson,
-        "unknown_type" => ErrorCode::UnknownType,
-        "name_too_long" => ErrorCode::NameTooLong,
-        "room_too_long" => ErrorCode::RoomTooLong,
-        "not_joined" => ErrorCode::NotJoined,
-        "already_joined" => ErrorCode::AlreadyJoined,
-        "too_many_rooms" => ErrorCode::TooManyRooms,
-        "bad_binary" => ErrorCode::BadBinary,
-        _ => ErrorCode::BadMessage,
-    }
 }
 
 /// Whether an error with `code` that names a room can be the answer to
@@ -362,6 +274,7 @@ impl Rooms {
             encode(&ClientMessage::Join {
                 room: room.to_owned(),
                 name: name.to_owned(),
+                since: None,
             })
         })
     }
@@ -389,7 +302,11 @@ impl Rooms {
         })
     }
 
-    /// A `join` for every wanted room: what each connection must send first.
+    /// A `join` for every wanted room: what each connection must send
+    /// first. A room whose history this client knows is joined `since`
+    /// the last message received, so the server replays what was missed.
+    /// The positions move with every message: take the greeting again when
+    /// a connection ends ([`Rooms::disconnected`]).
     pub fn greeting(&self) -> Vec<Message> {
         self.rooms
             .iter()
@@ -397,16 +314,22 @@ impl Rooms {
                 encode(&ClientMessage::Join {
                     room: room.clone(),
                     name: state.name.clone(),
+                    since: state.history.position().cloned(),
                 })
             })
             .collect()
     }
 
     /// The connection ended: the server forgot our rooms and members; the
-    /// greeting will join them again. Logs are kept.
+    /// greeting will join them again, from where each room's history
+    /// stands now (give the connection the new [`Rooms::greeting`]). Logs
+    /// and positions are kept.
     pub fn disconnected(&mut self) {
         self.client_id = None;
         for (_, room) in &mut self.rooms {
+            if let Some(notice) = room.history.disconnected() {
+                room.tell(notice);
+            }
             if room.joined {
                 room.push(Author::Note, "connection lost; rejoining");
             }
@@ -414,6 +337,42 @@ impl Rooms {
             room.members.clear();
             room.member_count = 0;
         }
+    }
+
+    /// Applies one binary frame from the server: a delivery to a room
+    /// (`[version][room length][room][sender][offset][payload]`), shown as
+    /// a line that gives its size, under its sender's name when the sender
+    /// is a member this client knows.
+    ///
+    /// # Errors
+    /// [`BinaryError`] when the frame is not a delivery of this protocol
+    /// version.
+    pub fn handle_binary(&mut self, frame: &[u8]) -> Result<Change, BinaryError> {
+        let delivery = binary::decode_delivery(frame)?;
+        let Ok(at) = self.find(delivery.room) else {
+            return Ok(Change::None);
+        };
+        let state = &mut self.rooms[at].1;
+        // 0: a push through the HTTP API; an id not in the member list: a
+        // member past the presence limit, or one that left since.
+        let author = match delivery.from {
+            0 => Author::Server,
+            id => Author::Member(
+                state
+                    .members
+                    .iter()
+                    .find(|m| m.id == id)
+                    .cloned()
+                    .unwrap_or(Member {
+                        id,
+                        name: String::new(),
+                    }),
+            ),
+        };
+        let size = delivery.payload.len() as u64;
+        let text = format!("binary message, {}", format::bytes(size));
+        state.deliver(delivery.offset, author, text);
+        Ok(Change::Room(delivery.room.to_owned()))
     }
 
     /// Applies one text frame from the server.
@@ -440,12 +399,18 @@ impl Rooms {
                 room,
                 members,
                 member_count,
+                epoch,
+                offset,
+                recovered,
             } => self.with_room(room, |state| {
                 state.joined = true;
                 state.members = members;
                 state.member_count = member_count;
                 let text = format!("joined as {}", state.name);
                 state.push(Author::Note, text);
+                if let Some(notice) = state.history.joined(epoch, offset, recovered) {
+                    state.tell(notice);
+                }
             }),
             // We asked to leave and dropped the room already.
             ServerMessage::Left { .. } => Change::None,
@@ -474,9 +439,22 @@ impl Rooms {
                 };
                 state.push(Author::Note, format!("{} {why}", member.name));
             }),
-            ServerMessage::Message { room, from, text } => self.with_room(room, |state| {
+            ServerMessage::Message {
+                room,
+                from,
+                text,
+                offset,
+            } => self.with_room(room, |state| {
                 let author = from.map_or(Author::Server, Author::Member);
-                state.push(author, text);
+                state.deliver(offset, author, text);
+            }),
+            ServerMessage::HistoryReset {
+                room,
+                epoch,
+                offset,
+            } => self.with_room(room, |state| {
+                let notice = state.history.reset(epoch, offset);
+                state.tell(notice);
             }),
             ServerMessage::Missed { count } => Change::Missed(count),
             // Joins go out only for wanted rooms (an unwanted one was left
@@ -522,6 +500,9 @@ impl Rooms {
         }
     }
 }
+
+#[cfg(test)]
+mod recovery_tests;
 
 #[cfg(test)]
 mod tests {
@@ -576,7 +557,7 @@ mod tests {
         let mut rooms = Rooms::new();
         rooms.join("lobby", "ada", true);
         rooms.handle_text(
-            r#"{"type":"joined","room":"lobby","members":[{"id":7,"name":"ada"}],"member_count":1}"#,
+            r#"{"type":"joined","room":"lobby","members":[{"id":7,"name":"ada"}],"member_count":1,"epoch":"e1","offset":0}"#,
         )
         .expect("valid");
         assert_eq!(
@@ -600,7 +581,7 @@ mod tests {
         assert_eq!(rooms.leave("lobby", true), None);
         let change = rooms
             .handle_text(
-                r#"{"type":"joined","room":"lobby","members":[{"id":7,"name":"ada"}],"member_count":1}"#,
+                r#"{"type":"joined","room":"lobby","members":[{"id":7,"name":"ada"}],"member_count":1,"epoch":"e1","offset":0}"#,
             )
             .expect("valid");
         assert_eq!(
@@ -626,6 +607,9 @@ mod tests {
             room: "lobby".into(),
             members: vec![member(7, "ada")],
             member_count: 1,
+            epoch: "e1".into(),
+            offset: 0,
+            recovered: None,
         };
         assert_eq!(rooms.handle(joined), Change::Room("lobby".into()));
         assert_eq!(
@@ -650,6 +634,9 @@ mod tests {
             room: "lobby".into(),
             members: vec![member(8, "ada")],
             member_count: 1,
+            epoch: "e1".into(),
+            offset: 0,
+            recovered: None,
         });
         assert_eq!(
             rooms.handle(ServerMessage::Error {
@@ -691,6 +678,9 @@ mod tests {
             room: "lobby".into(),
             members: vec![member(3, "bob"), member(7, "ada")],
             member_count: 2,
+            epoch: "e1".into(),
+            offset: 0,
+            recovered: None,
         });
         let change = rooms.handle(ServerMessage::MemberJoined {
             room: "lobby".into(),
@@ -710,12 +700,12 @@ mod tests {
             .expect("valid");
         rooms
             .handle_text(
-                r#"{"type":"message","room":"lobby","from":{"id":5,"name":"cy"},"text":"hi"}"#,
+                r#"{"type":"message","room":"lobby","from":{"id":5,"name":"cy"},"text":"hi","offset":1}"#,
             )
             .expect("valid");
         rooms
             .handle_text(
-                r#"{"type":"message","room":"lobby","from":null,"text":"deploy finished"}"#,
+                r#"{"type":"message","room":"lobby","from":null,"text":"deploy finished","offset":2}"#,
             )
             .expect("valid");
         let lobby = rooms.room("lobby").expect("wanted");
@@ -740,7 +730,7 @@ mod tests {
         let mut rooms = Rooms::new();
         assert_eq!(
             rooms
-                .handle_text(r#"{"type":"message","room":"x","from":null,"text":"t"}"#)
+                .handle_text(r#"{"type":"message","room":"x","from":null,"text":"t","offset":1}"#)
                 .ok(),
             Some(Change::None)
         );
@@ -766,6 +756,9 @@ mod tests {
             room: room.into(),
             members: vec![member(7, "ada")],
             member_count: 1,
+            epoch: "e1".into(),
+            offset: 0,
+            recovered: None,
         });
     }
 
@@ -790,9 +783,12 @@ mod tests {
         );
         assert!(rooms.room("attic").is_none());
         assert_eq!(rooms.names().collect::<Vec<_>>(), ["lobby"]);
+        // The joined room stays, rejoined from where its history stands.
         assert_eq!(
             text(rooms.greeting().pop()).as_deref(),
-            Some(r#"{"type":"join","room":"lobby","name":"ada"}"#)
+            Some(
+                r#"{"type":"join","room":"lobby","name":"ada","since":{"epoch":"e1","offset":0}}"#
+            )
         );
         assert_eq!(rooms.greeting().len(), 1);
         assert!(rooms.room("lobby").is_some_and(|r| r.joined));
@@ -895,6 +891,9 @@ mod tests {
             room: "lobby".into(),
             members: vec![member(7, "ada")],
             member_count: 1,
+            epoch: "e1".into(),
+            offset: 0,
+            recovered: None,
         });
         rooms.disconnected();
         let lobby = rooms.room("lobby").expect("still wanted");
@@ -906,28 +905,6 @@ mod tests {
         assert_eq!(rooms.leave("lobby", true), None);
     }
 
-    // serde_json is a native-only dependency (see Cargo.toml).
-    #[cfg(not(target_arch = "wasm32"))]
-    #[test]
-    fn encoding_escapes_like_serde() {
-        let tricky = "q\"b\\n\nt\tc\u{1}é🙂";
-        let message = ClientMessage::Publish {
-            room: "r".into(),
-            text: tricky.into(),
-        };
-        let Message::Text(json) = encode(&message) else {
-            panic!("text");
-        };
-        let back: ClientMessage = serde_json::from_str(&json).expect("valid JSON");
-        assert_eq!(back, message);
-        assert_eq!(json, serde_json::to_string(&message).expect("serialises"));
-        let leave = ClientMessage::Leave { room: "r".into() };
-        assert_eq!(
-            text(Some(encode(&leave))),
-            serde_json::to_string(&leave).ok()
-        );
-    }
-
     #[test]
     fn the_log_is_capped() {
         let mut rooms = Rooms::new();
@@ -937,6 +914,7 @@ mod tests {
                 room: "r".into(),
                 from: None,
                 text: i.to_string(),
+                offset: i as u64 + 1,
             });
         }
         let lines = &rooms.room("r").expect("wanted").lines;
