@@ -71,21 +71,31 @@ pub(super) fn encode(message: &ClientMessage) -> Message {
     Message::Text(out)
 }
 
-/// Decodes a server message natively (tests) with serde_json.
+/// The server message in a text frame, as the rooms model reads it:
+/// natively (tests) with serde_json.
+///
+/// # Errors
+/// [`NotAServerMessage`] when it is not one of the messages in
+/// `docs/protocol.md`.
 #[cfg(not(target_arch = "wasm32"))]
-pub(super) fn decode(text: &str) -> Result<ServerMessage, NotAServerMessage> {
+pub fn decode(text: &str) -> Result<ServerMessage, NotAServerMessage> {
     serde_json::from_str(text).map_err(|_| NotAServerMessage("not valid JSON of a known type"))
 }
 
-/// Decodes a server message in the browser with `JSON.parse`, field by
-/// field as serde would: a missing or mistyped field is an error, an
-/// optional one (`recovered`, an error's `room`) may be absent.
+/// The server message in a text frame, as the rooms model reads it: in the
+/// browser with `JSON.parse`, field by field as serde would (a missing or
+/// mistyped field is an error, an optional one, `recovered` or an error's
+/// `room`, may be absent).
 ///
 /// Numbers arrive as JavaScript numbers, exact up to 2^53: client ids stay
 /// below it (`MAX_CLIENT_ID`), and so do offsets (one message a
 /// microsecond would take 285 years to get there).
+///
+/// # Errors
+/// [`NotAServerMessage`] when it is not one of the messages in
+/// `docs/protocol.md`.
 #[cfg(target_arch = "wasm32")]
-pub(super) fn decode(text: &str) -> Result<ServerMessage, NotAServerMessage> {
+pub fn decode(text: &str) -> Result<ServerMessage, NotAServerMessage> {
     use duplex_protocol::{LeaveReason, Member};
     use js_sys::{Array, JSON, Reflect};
     use wasm_bindgen::{JsCast, JsValue};

@@ -49,7 +49,8 @@ use duplex_protocol::{
     BinaryError, ClientId, ClientMessage, ErrorCode, LeaveReason, Member, ServerMessage,
 };
 
-use self::codec::{decode, encode};
+pub use self::codec::decode;
+use self::codec::encode;
 use crate::format;
 use crate::history::{Arrival, History, Notice};
 use crate::message::Message;
