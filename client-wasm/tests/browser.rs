@@ -1118,7 +1118,10 @@ async fn a_rejoin_after_a_server_restart_recovers_or_says_what_was_lost() {
     let lines = ada.lines(room);
     if redis_url().is_some() {
         // The replayed message, then the count.
-        let at = lines.iter().position(|l| l.starts_with(want)).expect("shown");
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(want))
+            .expect("shown");
         assert_eq!(lines[at - 1], "while ada was away", "{lines:#?}");
     } else {
         // The restarted server is another epoch: offsets start again, and
