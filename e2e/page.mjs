@@ -550,6 +550,11 @@ async function main() {
             await wd('POST', s('/url'), { url });
             await until('ann\'s page open', async () => (await state()) === 'open');
             await joinRoom('e2e-ann', room);
+            // A message of her own first, so her position is a real
+            // offset in the room's epoch, not the empty room's 0.
+            await type('#room-text', 'ann was here');
+            await click('#room-send');
+            await chatLine('ann was here', (l) => l.who.startsWith('e2e-ann #'));
           });
           await inWindow(ben, async () => {
             await wd('POST', s('/url'), { url: peerUrl.href });
