@@ -154,7 +154,10 @@ mod tests {
             ]
         );
         let delivery = decode_delivery(&frame).expect("decode");
-        assert_eq!((delivery.room, delivery.from, delivery.offset), ("r", 258, 3));
+        assert_eq!(
+            (delivery.room, delivery.from, delivery.offset),
+            ("r", 258, 3)
+        );
         assert_eq!(delivery.payload, b"xy");
     }
 

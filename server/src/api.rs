@@ -8,7 +8,7 @@
 //!   whose `from` is `null`. 401 without the right token, 403 when the
 //!   server has no `--push-token`, 404 when the room does not exist.
 
-use duplex_protocol::{RoomList, ServerMessage};
+use duplex_protocol::RoomList;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -103,12 +103,11 @@ async fn push(request: Request<Incoming>, room: &str, shared: &AppState) -> Resp
     let Ok(body) = String::from_utf8(body.to_vec()) else {
         return text(StatusCode::BAD_REQUEST, "the message is not UTF-8 text\n");
     };
-    let message = rooms::frame(&ServerMessage::Message {
-        room: room.to_owned(),
+    let post = rooms::Post {
         from: None,
-        text: body,
-    });
-    match shared.hub.publish(room, &message).await {
+        body: rooms::Body::Text(body),
+    };
+    match shared.hub.publish(room, post).await {
         Some(delivered) => {
             info!(room, delivered, "pushed a message");
             json(StatusCode::OK, &Pushed { room, delivered })

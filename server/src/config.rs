@@ -183,6 +183,21 @@ pub struct Config {
     #[arg(long, env = "DUPLEX_PRESENCE_LIMIT", default_value = defaults::PRESENCE_LIMIT)]
     pub presence_limit: usize,
 
+    /// Rooms: messages kept per room, so a client that reconnects (to this
+    /// or another instance) gets what it missed (`join` with `since`).
+    /// Exact: a client that missed this many recovers, one that missed one
+    /// more is told `recovered: false`. 100 covers a reconnect after a
+    /// blip in a busy chat room for a few KiB per room; 0 keeps none.
+    #[arg(long, env = "DUPLEX_HISTORY_SIZE", default_value = defaults::HISTORY_SIZE)]
+    pub history_size: usize,
+
+    /// Rooms: how long a room's history is kept after its last message
+    /// (members or not); then it is lost, and the room's next message
+    /// starts a new epoch. 5 minutes outlasts a laptop lid closed for a
+    /// coffee, and lets an idle room's memory go.
+    #[arg(long, env = "DUPLEX_HISTORY_TTL", default_value = defaults::HISTORY_TTL, value_parser = humantime::parse_duration)]
+    pub history_ttl: Duration,
+
     /// Bearer token for `POST /api/rooms/{room}/messages` (and `duplex
     /// push`). Unset: the push API answers 403 to everyone, so a server
     /// started without one cannot be pushed into by anybody.
@@ -214,6 +229,8 @@ mod defaults {
     pub(super) const MAX_ROOMS_PER_CLIENT: &str = "16";
     pub(super) const MAX_PROTOCOL_ERRORS: &str = "10";
     pub(super) const PRESENCE_LIMIT: &str = "1000";
+    pub(super) const HISTORY_SIZE: &str = "100";
+    pub(super) const HISTORY_TTL: &str = "5m";
 }
 
 impl Default for Config {
@@ -253,6 +270,8 @@ impl Default for Config {
                 .parse()
                 .expect("default count parses"),
             presence_limit: count(defaults::PRESENCE_LIMIT),
+            history_size: count(defaults::HISTORY_SIZE),
+            history_ttl: duration(defaults::HISTORY_TTL),
             push_token: None,
         }
     }
@@ -283,6 +302,7 @@ impl Config {
             ("idle-timeout", self.idle_timeout),
             ("write-timeout", self.write_timeout),
             ("close-timeout", self.close_timeout),
+            ("history-ttl", self.history_ttl),
         ];
         if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::Zero(name));

@@ -42,6 +42,7 @@ pub async fn run(
 
     tokio::select! {
         () = accept_loop(&listener, &shared) => {}
+        () = shared.hub.sweep_history() => {}
         () = shutdown => {}
     }
     drop(listener);

@@ -46,7 +46,11 @@ impl AppState {
             stopping: AtomicBool::new(false),
             tasks: Arc::new(Tasks::default()),
             ui: config.ui_dir.as_ref().map(ServeDir::new),
-            hub: Arc::new(Hub::new(config.presence_limit)),
+            hub: Arc::new(Hub::new(
+                config.presence_limit,
+                config.history_size,
+                config.history_ttl,
+            )),
             config,
         }
     }

@@ -90,6 +90,7 @@ async fn the_answer_to_a_join_comes_before_the_rooms_messages() {
         ClientMessage::Join {
             room: "r".into(),
             name: "ada".into(),
+            since: None,
         },
         ClientMessage::Publish {
             room: "r".into(),
@@ -170,6 +171,7 @@ async fn concurrent_publishers_and_answers_never_interleave() {
                         ClientMessage::Join {
                             room: "crowd".into(),
                             name: format!("reader{i}"),
+                            since: None,
                         },
                         ClientMessage::Leave {
                             room: "crowd".into(),

@@ -31,6 +31,7 @@ fn join_as(room: &str, name: &str) -> ClientMessage {
     ClientMessage::Join {
         room: room.into(),
         name: name.into(),
+        since: None,
     }
 }
 

@@ -60,6 +60,7 @@ async fn joined_comes_before_the_rooms_messages_under_a_steady_publish() {
             &ClientMessage::Join {
                 room: "r".into(),
                 name: format!("joiner-{n}"),
+                since: None,
             },
         )
         .await;

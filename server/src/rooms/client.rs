@@ -13,11 +13,11 @@ use duplex_protocol::{
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::hub::{Hub, JoinError, frame, text};
+use super::hub::{Hub, JoinError, text};
 use super::outbox::Outbox;
+use super::post::{Body, Post};
 use crate::config::Config;
 use crate::deflate::Compression;
-use crate::wire::Frame;
 
 /// The limits a client is held to, from [`Config`].
 #[derive(Debug, Clone, Copy)]
@@ -163,7 +163,7 @@ impl Client {
 
     async fn on_message(&mut self, message: ClientMessage) -> Result<Option<Message>, Refusal> {
         match message {
-            ClientMessage::Join { room, name } => {
+            ClientMessage::Join { room, name, since } => {
                 self.check_room(&room)?;
                 if name.is_empty() {
                     return Err(Refusal::about(
@@ -192,16 +192,20 @@ impl Client {
                 // From here the member can be sent the room's messages:
                 // `joined` goes first, so the hub writes nothing to us
                 // until it is written (issue 10, defect 5).
+                // A recovery's messages are queued behind it the same way.
                 self.outbox.hold();
-                let (members, member_count) = self
+                let joined = self
                     .hub
-                    .join(&room, self.id, &name, &self.outbox)
+                    .join(&room, self.id, &name, &self.outbox, since.as_ref())
                     .map_err(|JoinError::AlreadyJoined| already_joined(&room))?;
                 self.joined.insert(room.clone(), name);
                 Ok(Some(text(&ServerMessage::Joined {
                     room,
-                    members,
-                    member_count,
+                    members: joined.members,
+                    member_count: joined.member_count,
+                    epoch: joined.epoch.to_string(),
+                    offset: joined.offset,
+                    recovered: joined.recovered,
                 })))
             }
             ClientMessage::Leave { room } => {
@@ -212,13 +216,11 @@ impl Client {
             }
             ClientMessage::Publish { room, text: body } => {
                 self.check_member(&room)?;
-                let name = self.joined.get(&room).cloned().unwrap_or_default();
-                let message = frame(&ServerMessage::Message {
-                    room: room.clone(),
-                    from: Some(Member { id: self.id, name }),
-                    text: body,
-                });
-                self.hub.publish(&room, &message).await;
+                let post = Post {
+                    from: Some(self.member(&room)),
+                    body: Body::Text(body),
+                };
+                self.hub.publish(&room, post).await;
                 Ok(None)
             }
         }
@@ -228,16 +230,22 @@ impl Client {
         let publish = binary::decode_publish(frame)
             .map_err(|error| Refusal::general(ErrorCode::BadBinary, error.to_string()))?;
         self.check_member(publish.room)?;
-        // Copied once into the delivery header's buffer, once into the
-        // shared frame: per publish, not per member.
-        let delivery =
-            binary::encode_delivery(publish.room, self.id, publish.payload).map_err(|error| {
-                Refusal::about(publish.room, ErrorCode::BadBinary, error.to_string())
-            })?;
-        self.hub
-            .publish(publish.room, &Frame::binary(&delivery))
-            .await;
+        // Copied into the post, into the delivery header's buffer and into
+        // the shared frame: per publish, not per member.
+        let post = Post {
+            from: Some(self.member(publish.room)),
+            body: Body::Binary(publish.payload.to_vec()),
+        };
+        self.hub.publish(publish.room, post).await;
         Ok(())
+    }
+
+    /// This client as the members of `room` see it.
+    fn member(&self, room: &str) -> Member {
+        Member {
+            id: self.id,
+            name: self.joined.get(room).cloned().unwrap_or_default(),
+        }
     }
 
     fn check_room(&self, room: &str) -> Result<(), Refusal> {

@@ -4,6 +4,9 @@
 //!   the bytes);
 //! - [`outbox`]: each client's direct path to its socket, its bounded
 //!   queue, and the slow-client policy;
+//! - [`history`]: each room's epoch, offsets and last messages, for
+//!   recovery after a reconnect;
+//! - [`post`]: a published message, encoded once it has its offset;
 //! - [`client`]: one connection's side of the protocol (`duplex-protocol`).
 //!
 //! The connection code (`crate::connection`) owns the socket and shares it
@@ -11,9 +14,12 @@
 //! messages to [`Client::handle`] and writes out what the outbox queued.
 
 mod client;
+mod history;
 mod hub;
 mod outbox;
+mod post;
 
 pub(crate) use client::{Abusive, Client, Limits};
-pub(crate) use hub::{Hub, frame};
+pub(crate) use hub::Hub;
 pub(crate) use outbox::Outbox;
+pub(crate) use post::{Body, Post};

@@ -159,6 +159,27 @@ impl Outbox {
         self.wake();
     }
 
+    /// Queues a recovery's messages, in order, after whatever is queued:
+    /// the session holds the turn (it is answering the `join`), so none can
+    /// be written directly. Not bounded by `--client-queue`: a replay is at
+    /// most `--history-size` messages, and every one of them was promised.
+    pub(crate) fn push_replay(&self, frames: &[Frame]) {
+        if frames.is_empty() || self.is_kicked() {
+            return;
+        }
+        let mut state = self.state();
+        if state.turn.is_closed() {
+            return;
+        }
+        state.queue.extend(
+            frames
+                .iter()
+                .map(|frame| frame.for_member(self.compression)),
+        );
+        drop(state);
+        self.wake();
+    }
+
     /// Tells the session to look, waking it unless a signal is pending
     /// already (then it has not looked yet and will see this push too).
     fn wake(&self) {

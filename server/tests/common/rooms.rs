@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use duplex_protocol::{ClientId, ClientMessage, Member, ServerMessage};
+use duplex_protocol::{ClientId, ClientMessage, Member, Position, ServerMessage};
 use futures_util::SinkExt;
 use tokio::net::TcpSocket;
 use tokio::time::timeout;
@@ -67,24 +67,83 @@ pub async fn next_server(ws: &mut Client) -> ServerMessage {
 /// Joins `room` as `name`; returns the member list of the `joined` answer.
 /// Presence events that arrive first are skipped (bounded).
 pub async fn join(ws: &mut Client, room: &str, name: &str) -> Vec<Member> {
+    join_since(ws, room, name, None).await.members
+}
+
+/// A `joined` answer's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub members: Vec<Member>,
+    pub member_count: usize,
+    pub epoch: String,
+    pub offset: u64,
+    pub recovered: Option<bool>,
+}
+
+impl Joined {
+    /// Where this member stands: the room's epoch and latest offset.
+    pub fn position(&self) -> Position {
+        Position {
+            epoch: self.epoch.clone(),
+            offset: self.offset,
+        }
+    }
+}
+
+/// Joins `room` as `name`, recovering from `since` if given; returns the
+/// `joined` answer. Presence events that arrive first are skipped
+/// (bounded).
+pub async fn join_since(
+    ws: &mut Client,
+    room: &str,
+    name: &str,
+    since: Option<Position>,
+) -> Joined {
     send_client(
         ws,
         &ClientMessage::Join {
             room: room.into(),
             name: name.into(),
+            since,
         },
     )
     .await;
     for _ in 0..10_000 {
         match next_server(ws).await {
             ServerMessage::Joined {
-                room: r, members, ..
-            } if r == room => return members,
+                room: r,
+                members,
+                member_count,
+                epoch,
+                offset,
+                recovered,
+            } if r == room => {
+                return Joined {
+                    members,
+                    member_count,
+                    epoch,
+                    offset,
+                    recovered,
+                };
+            }
             ServerMessage::MemberJoined { .. } | ServerMessage::MemberLeft { .. } => {}
             other => panic!("expected joined, got {other:?}"),
         }
     }
     panic!("no joined answer among 10,000 presence events");
+}
+
+/// The next `message`'s text and offset, skipping presence events
+/// (bounded).
+pub async fn next_offset(ws: &mut Client) -> (String, u64) {
+    for _ in 0..10_000 {
+        match next_server(ws).await {
+            ServerMessage::Message { text, offset, .. } => return (text, offset),
+            ServerMessage::MemberJoined { .. } | ServerMessage::MemberLeft { .. } => {}
+            other => panic!("expected a room message, got {other:?}"),
+        }
+    }
+    panic!("no room message among 10,000 presence events");
 }
 
 /// Publishes `text` to `room`.
