@@ -7,8 +7,13 @@
 // checks each echo in the log, joins a room, has two more windows of the
 // page chat with each other and receive a `duplex push` from the real CLI,
 // checks that RTT shows, restarts the server through the harness and
-// watches the page reconnect, saves a screenshot, then fills the log with a
-// burst of messages and checks it stays smooth.
+// watches the page reconnect, restarts it again and checks the rooms panel
+// rejoins by itself and says what the restart did to the room's history
+// ("messages may be missing: history expired" with the memory engine;
+// with the harness's --redis, two messages sent through the cluster's other
+// server meanwhile are replayed and "recovered 2 messages"), saves a
+// screenshot, then fills the log with a burst of messages and checks it
+// stays smooth.
 //
 // Run it inside the harness (scripts/test-browser.sh does):
 //   duplex-browser-harness [--server-arg=--ui-dir --server-arg=dist] -- node e2e/page.mjs
@@ -20,6 +25,8 @@
 //   DUPLEX_TEST_DEFLATE_OFF_WS_URL  the echo endpoint of a --deflate off server
 //   DUPLEX_TEST_CONTROL_URL  the harness's control endpoint (restart test)
 //   DUPLEX_TEST_PUSH_TOKEN   the server's --push-token (push test)
+//   DUPLEX_TEST_REDIS_URL    set in the harness's Redis variant (--redis): the
+//                            history survives a restart (recovery test)
 //   DUPLEX_TEST_SERVER_BIN   the duplex binary, whose `duplex push` it runs
 //   DUPLEX_E2E_DIST          serve this trunk build ourselves instead (for a
 //                            server without --ui-dir); the page gets ?url=
@@ -186,8 +193,19 @@ const memberItems = () => run("return [...document.querySelectorAll('#room-membe
 const chatLines = () => run(`return [...document.querySelectorAll('#room-chat .line')].map(l => ({
   cls: l.className, who: (l.querySelector('.who') || {}).textContent || '',
   what: (l.querySelector('.what') || {}).textContent || '' }));`);
-const chatLine = (what, pred) =>
-  until(`the chat line "${what}"`, async () => (await chatLines()).find((l) => l.what === what && pred(l)));
+const chatLine = (what, pred, timeoutMs = STEP_MS) =>
+  until(`the chat line "${what}"`, async () => (await chatLines()).find((l) => l.what === what && pred(l)), timeoutMs);
+// Joins `room` as `name` in the current window's panel and waits for the
+// server's confirmation ("Members of ROOM (N)"; "(joining…)" before).
+async function joinRoom(name, room) {
+  await type('#room-name', name);
+  await type('#room-room', room);
+  await click('#room-join');
+  await until(`${name} joined ${room}`, async () => {
+    const title = (await text('#room-members-title')) || '';
+    return title.startsWith(`Members of ${room} (`) && !title.includes('joining');
+  });
+}
 
 // `duplex push`, the real CLI, with a bounded wait. Resolves to
 // { code, stdout, stderr } whatever the exit status.
@@ -466,6 +484,119 @@ async function main() {
       const reconnects = await text('#count-reconnects');
       if (reconnects !== '1') throw new Error(`reconnects counter ${reconnects}`);
     });
+
+    // Issue 11, part 4: the rooms panel rejoins from where it was in each
+    // room's history, and says what that recovered or lost. Which one
+    // depends on the harness: without --redis the server keeps history in
+    // memory, and a restart loses it.
+    if (!env.DUPLEX_TEST_REDIS_URL) {
+      await check('after a restart that lost the history (memory engine) the rooms panel says messages may be missing', async () => {
+        const room = 'e2e-history';
+        const main = await windowHandle();
+        const handle = await newWindow();
+        try {
+          await switchTo(handle);
+          await wd('POST', s('/url'), { url });
+          await until('the page open', async () => (await state()) === 'open');
+          await joinRoom('e2e-eve', room);
+          await type('#room-text', 'before the restart');
+          await click('#room-send');
+          await chatLine('before the restart', (l) => l.who.startsWith('e2e-eve #'));
+          await control('/server/stop');
+          try {
+            await chatLine('connection lost; rejoining', (l) => l.cls.split(' ').includes('note'));
+          } finally {
+            await control('/server/start');
+          }
+          // The page rejoins by itself (no click), with `since`, and the
+          // restarted server has no history to replay.
+          const warning = await chatLine('messages may be missing: history expired',
+            (l) => l.cls.split(' ').includes('warning'), 20_000);
+          const title = await until('the room rejoined', async () => {
+            const shown = (await text('#room-members-title')) || '';
+            return new RegExp(`^Members of ${room} \\(\\d+\\)$`).test(shown) && shown;
+          });
+          // A new epoch: offsets start again, and the next message shows.
+          await type('#room-text', 'after the restart');
+          await click('#room-send');
+          await chatLine('after the restart', (l) => l.who.startsWith('e2e-eve #'));
+          const shot = screenshotPath.replace(/\.png$/, '-history.png');
+          mkdirSync(dirname(shot), { recursive: true });
+          writeFileSync(shot, Buffer.from(await wd('GET', s('/screenshot')), 'base64'));
+          const warnings = (await chatLines()).filter((l) => l.cls.split(' ').includes('warning'));
+          if (warnings.length !== 1) throw new Error(`warnings: ${JSON.stringify(warnings)}`);
+          return `"${warning.what}" (${warning.cls}); ${title}; ${shot}`;
+        } finally {
+          await wd('DELETE', s('/window')).catch(() => {});
+          await switchTo(main);
+          // The later checks need the main page's socket back.
+          await until('the main page open again', async () => (await state()) === 'open', 20_000);
+        }
+      });
+    } else {
+      await check('messages published while the server was down are recovered after the restart (Redis)', async () => {
+        // Two windows in one room: ann on the restarted server, ben on its
+        // cluster peer (the harness's second server), which stays up and
+        // shares the history through Redis.
+        const room = 'e2e-recover';
+        const peerUrl = new URL(url);
+        peerUrl.searchParams.set('url', given('DUPLEX_TEST_DEFLATE_OFF_WS_URL'));
+        const main = await windowHandle();
+        const ann = await newWindow();
+        const ben = await newWindow();
+        const away = ['sent while ann was away 1', 'sent while ann was away 2'];
+        try {
+          await inWindow(ann, async () => {
+            await wd('POST', s('/url'), { url });
+            await until('ann\'s page open', async () => (await state()) === 'open');
+            await joinRoom('e2e-ann', room);
+            // A message of her own first, so her position is a real
+            // offset in the room's epoch, not the empty room's 0.
+            await type('#room-text', 'ann was here');
+            await click('#room-send');
+            await chatLine('ann was here', (l) => l.who.startsWith('e2e-ann #'));
+          });
+          await inWindow(ben, async () => {
+            await wd('POST', s('/url'), { url: peerUrl.href });
+            await until('ben\'s page open', async () => (await state()) === 'open');
+            await joinRoom('e2e-ben', room);
+          });
+          await control('/server/stop');
+          try {
+            await inWindow(ann, () => chatLine('connection lost; rejoining', (l) => l.cls.split(' ').includes('note')));
+            await inWindow(ben, async () => {
+              for (const said of away) {
+                await type('#room-text', said);
+                await click('#room-send');
+                await chatLine(said, (l) => l.who.startsWith('e2e-ben #'));
+              }
+            });
+          } finally {
+            await control('/server/start');
+          }
+          // Ann's page rejoins by itself since its last message: the two
+          // are replayed, then counted.
+          const lines = await inWindow(ann, async () => {
+            await chatLine('recovered 2 messages', (l) => l.cls.split(' ').includes('note'), 20_000);
+            return chatLines();
+          });
+          const at = lines.findIndex((l) => l.what === 'recovered 2 messages');
+          const replayed = lines.slice(at - 2, at).map((l) => l.what);
+          if (JSON.stringify(replayed) !== JSON.stringify(away)) {
+            throw new Error(`before the count: ${JSON.stringify(lines.slice(Math.max(0, at - 4), at + 1))}`);
+          }
+          const warnings = lines.filter((l) => l.cls.split(' ').includes('warning'));
+          if (warnings.length) throw new Error(`warnings: ${JSON.stringify(warnings)}`);
+          return `${replayed.length} replayed, then "${lines[at].what}"`;
+        } finally {
+          for (const handle of [ann, ben]) {
+            await switchTo(handle).then(() => wd('DELETE', s('/window'))).catch(() => {});
+          }
+          await switchTo(main);
+          await until('the main page open again', async () => (await state()) === 'open', 20_000);
+        }
+      });
+    }
   }
 
   await check('screenshot saved', async () => {

@@ -6,7 +6,8 @@
 //!   bounded queue while disconnected, RTT probes, events.
 //! - Plain Rust, unit-tested natively: [`backoff`], [`outbox`],
 //!   [`session`] (state and reconnect policy), [`stats`], [`probe`],
-//!   [`message_log`], [`hex`], [`chart`], [`format`], [`message`],
+//!   [`message_log`], [`hex`], [`chart`], [`format`](mod@format), [`message`],
+//!   [`history`] (a room's epoch and offset: recovery and gaps),
 //!   [`rooms`] (the rooms model for `/ws`).
 //! - The page (private `ui` module) starts itself when the document has a
 //!   `#duplex` element, which trunk's `index.html` provides.
@@ -17,6 +18,7 @@ pub mod connection;
 pub mod error;
 pub mod format;
 pub mod hex;
+pub mod history;
 mod listener;
 pub mod message;
 pub mod message_log;

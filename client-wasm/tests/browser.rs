@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use duplex_client::backoff::BackoffConfig;
 use duplex_client::outbox::OutboxLimits;
-use duplex_client::rooms::{Author, Change, Rooms};
+use duplex_client::rooms::{self, Author, Change, Rooms};
 use duplex_client::session::State;
 use duplex_client::time;
 use duplex_client::{
     CloseInfo, Connection, ConnectionConfig, Delivery, Event, Events, Message, Transport,
     TransportError,
 };
-use duplex_protocol::{ErrorCode, Member};
+use duplex_protocol::{ErrorCode, LeaveReason, Member, ServerMessage, binary};
 use futures_util::{SinkExt, StreamExt};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -58,6 +58,12 @@ fn deflate_off_url() -> &'static str {
         option_env!("DUPLEX_TEST_DEFLATE_OFF_WS_URL"),
         "DUPLEX_TEST_DEFLATE_OFF_WS_URL",
     )
+}
+
+/// Set only in the harness's Redis variant (`--redis`): the servers share
+/// the rooms' history through Redis, so it survives a server restart.
+fn redis_url() -> Option<&'static str> {
+    option_env!("DUPLEX_TEST_REDIS_URL")
 }
 
 fn control_url() -> &'static str {
@@ -679,7 +685,12 @@ struct RoomsClient {
 
 impl RoomsClient {
     fn new() -> Self {
-        let mut config = ConnectionConfig::new(rooms_url());
+        Self::at(&rooms_url())
+    }
+
+    /// A client of the `/ws` at `url`.
+    fn at(url: &str) -> Self {
+        let mut config = ConnectionConfig::new(url);
         config.probe_interval = None;
         let (connection, events) = Connection::new(config);
         Self {
@@ -726,9 +737,19 @@ impl RoomsClient {
         self.connection.set_greeting(self.rooms.greeting());
     }
 
+    /// The texts of `room`'s chat lines.
+    fn lines(&self, room: &str) -> Vec<String> {
+        self.rooms
+            .room(room)
+            .map(|r| r.lines.iter().map(|l| l.text.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Feeds server messages to the model (and sends what it answers, as
     /// the page does) until one gives a change matching `pred`; panics on
-    /// a server error.
+    /// a server error. A close is handled as the page does: the model
+    /// forgets the connection and the greeting is taken again, from the
+    /// rooms' positions.
     async fn until(&mut self, what: &str, mut pred: impl FnMut(&Rooms, &Change) -> bool) {
         let Self {
             events,
@@ -736,10 +757,20 @@ impl RoomsClient {
             connection,
         } = self;
         wait_for(events, what, |event| {
-            let Event::Received(Message::Text(text)) = event else {
-                return false;
+            let change = match event {
+                Event::Received(Message::Text(text)) => {
+                    rooms.handle_text(text).expect("a server message")
+                }
+                Event::Received(Message::Binary(frame)) => {
+                    rooms.handle_binary(frame).expect("a binary delivery")
+                }
+                Event::Closed(_) => {
+                    rooms.disconnected();
+                    connection.set_greeting(rooms.greeting());
+                    Change::None
+                }
+                _ => return false,
             };
-            let change = rooms.handle_text(text).expect("a server message");
             assert!(
                 !matches!(change, Change::Error { .. } | Change::JoinRefused { .. }),
                 "the server refused something: {change:?}"
@@ -884,4 +915,242 @@ async fn a_refused_join_is_dropped_by_the_room_it_names() {
     assert_eq!(refused, Some((long.clone(), ErrorCode::RoomTooLong)));
     assert!(cy.rooms.room(&long).is_none());
     assert_eq!(cy.rooms.names().collect::<Vec<_>>(), [fine]);
+}
+
+/// The page's own JSON decoder (`JSON.parse`, not serde) reads every
+/// protocol 2 message as serde does natively: the values below are what
+/// `duplex_protocol`'s serde types give for the same text.
+#[wasm_bindgen_test]
+fn the_browser_decoder_reads_protocol_2() {
+    let ada = Member {
+        id: 7,
+        name: "ada".into(),
+    };
+    let cases = [
+        (
+            r#"{"type":"welcome","version":2,"client_id":9007199254740991,"max_name_len":64,"max_room_len":64}"#,
+            ServerMessage::Welcome {
+                version: 2,
+                client_id: duplex_protocol::MAX_CLIENT_ID,
+                max_name_len: 64,
+                max_room_len: 64,
+            },
+        ),
+        (
+            r#"{"type":"joined","room":"r","members":[{"id":7,"name":"ada"}],"member_count":1,"epoch":"e1","offset":0}"#,
+            ServerMessage::Joined {
+                room: "r".into(),
+                members: vec![ada.clone()],
+                member_count: 1,
+                epoch: "e1".into(),
+                offset: 0,
+                recovered: None,
+            },
+        ),
+        (
+            r#"{"type":"joined","room":"r","members":[],"member_count":0,"epoch":"e\"2","offset":12,"recovered":true}"#,
+            ServerMessage::Joined {
+                room: "r".into(),
+                members: Vec::new(),
+                member_count: 0,
+                epoch: "e\"2".into(),
+                offset: 12,
+                recovered: Some(true),
+            },
+        ),
+        (
+            r#"{"type":"joined","room":"r","members":[],"member_count":0,"epoch":"e3","offset":0,"recovered":false}"#,
+            ServerMessage::Joined {
+                room: "r".into(),
+                members: Vec::new(),
+                member_count: 0,
+                epoch: "e3".into(),
+                offset: 0,
+                recovered: Some(false),
+            },
+        ),
+        (
+            r#"{"type":"message","room":"r","from":{"id":7,"name":"ada"},"text":"hi","offset":4}"#,
+            ServerMessage::Message {
+                room: "r".into(),
+                from: Some(ada.clone()),
+                text: "hi".into(),
+                offset: 4,
+            },
+        ),
+        (
+            r#"{"type":"message","room":"r","from":null,"text":"push","offset":5}"#,
+            ServerMessage::Message {
+                room: "r".into(),
+                from: None,
+                text: "push".into(),
+                offset: 5,
+            },
+        ),
+        (
+            r#"{"type":"history_reset","room":"r","epoch":"NEW","offset":3}"#,
+            ServerMessage::HistoryReset {
+                room: "r".into(),
+                epoch: "NEW".into(),
+                offset: 3,
+            },
+        ),
+        (
+            r#"{"type":"error","code":"unavailable","message":"try again","room":"r"}"#,
+            ServerMessage::Error {
+                code: ErrorCode::Unavailable,
+                message: "try again".into(),
+                room: Some("r".into()),
+            },
+        ),
+        (
+            r#"{"type":"member_left","room":"r","member":{"id":7,"name":"ada"},"reason":"too_slow"}"#,
+            ServerMessage::MemberLeft {
+                room: "r".into(),
+                member: ada,
+                reason: LeaveReason::TooSlow,
+            },
+        ),
+        (
+            r#"{"type":"missed","count":3}"#,
+            ServerMessage::Missed { count: 3 },
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(rooms::decode(text).as_ref(), Ok(&want), "{text}");
+    }
+    // Protocol 1's message and joined (no offset, no epoch) are refused,
+    // as serde refuses them, rather than read with a made-up offset.
+    for old in [
+        r#"{"type":"message","room":"r","from":null,"text":"t"}"#,
+        r#"{"type":"joined","room":"r","members":[],"member_count":0}"#,
+        r#"{"type":"joined","room":"r","members":[],"member_count":0,"epoch":"e","offset":0,"recovered":"yes"}"#,
+    ] {
+        assert!(rooms::decode(old).is_err(), "{old}");
+    }
+}
+
+/// Issue 11, part 4: a room's client keeps its place in the history
+/// across a server restart. It rejoins by itself with `since`; with the
+/// memory engine the restarted server has lost the history, and the chat
+/// says messages may be missing; in the harness's Redis variant the
+/// history survives, a message published to the other server of the
+/// cluster while this one was down is replayed, and the chat says how
+/// many were recovered.
+#[wasm_bindgen_test]
+async fn a_rejoin_after_a_server_restart_recovers_or_says_what_was_lost() {
+    let room = "history-restart";
+    let mut ada = RoomsClient::connected("ada").await;
+    ada.joined(room, "ada").await;
+    // A text and a binary publish: both come back with offsets, and both
+    // move the room's position.
+    ada.connection
+        .send(Rooms::publish(room, "before the restart"))
+        .expect("sent");
+    let frame = binary::encode_publish(room, &[1, 2, 3]).expect("a short room");
+    ada.connection.send(Message::Binary(frame)).expect("sent");
+    ada.until("both publishes back", |r, _| {
+        r.room(room).is_some_and(|r| {
+            r.lines.iter().any(|l| l.text == "binary message, 3 B")
+                && r.lines.iter().any(|l| l.text == "before the restart")
+        })
+    })
+    .await;
+    let before = ada
+        .rooms
+        .room(room)
+        .and_then(|r| r.history.position())
+        .cloned()
+        .expect("a position after joined");
+    assert!(before.offset >= 2, "{before:?}");
+
+    // In the Redis variant, bob is on the cluster's other server, where
+    // he stays while ada's server is down.
+    let mut bob = match redis_url() {
+        Some(_) => {
+            let peer = deflate_off_url();
+            let peer = peer.strip_suffix("/echo").unwrap_or(peer);
+            let mut bob = RoomsClient::at(&format!("{peer}/ws"));
+            bob.connection.connect();
+            bob.joined(room, "bob").await;
+            Some(bob)
+        }
+        None => None,
+    };
+
+    control("/server/stop").await;
+    ada.until("ada's close handled", |r, _| {
+        r.room(room).is_some_and(|r| !r.joined)
+    })
+    .await;
+    // The greeting the page takes on the close rejoins since the last
+    // message received.
+    let Some(Message::Text(join)) = ada.rooms.greeting().pop() else {
+        panic!("a text greeting");
+    };
+    let since = format!(
+        r#""since":{{"epoch":"{}","offset":{}}}"#,
+        before.epoch, before.offset
+    );
+    assert!(join.contains(&since), "{join} lacks {since}");
+    if let Some(bob) = bob.as_mut() {
+        bob.connection
+            .send(Rooms::publish(room, "while ada was away"))
+            .expect("sent");
+        bob.until("bob's own message back", |r, _| {
+            r.room(room)
+                .is_some_and(|r| r.lines.iter().any(|l| l.text == "while ada was away"))
+        })
+        .await;
+    }
+    control("/server/start").await;
+
+    let want = if redis_url().is_some() {
+        "recovered 1 message"
+    } else {
+        "messages may be missing: history expired"
+    };
+    ada.until(&format!("\"{want}\" in ada's chat"), |r, _| {
+        r.room(room)
+            .is_some_and(|r| r.lines.iter().any(|l| l.text.starts_with(want)))
+    })
+    .await;
+    let lines = ada.lines(room);
+    if redis_url().is_some() {
+        // The replayed message, then the count.
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(want))
+            .expect("shown");
+        assert_eq!(lines[at - 1], "while ada was away", "{lines:#?}");
+    } else {
+        // The restarted server is another epoch: offsets start again, and
+        // the first message in it is shown, not taken for a duplicate.
+        ada.connection
+            .send(Rooms::publish(room, "after the restart"))
+            .expect("sent");
+        ada.until("the first message after the restart", |r, _| {
+            r.room(room)
+                .is_some_and(|r| r.lines.iter().any(|l| l.text == "after the restart"))
+        })
+        .await;
+        let after = ada
+            .rooms
+            .room(room)
+            .and_then(|r| r.history.position())
+            .cloned()
+            .expect("a position");
+        assert_ne!(after.epoch, before.epoch, "a restart of the memory engine");
+    }
+    let warnings = ada
+        .rooms
+        .room(room)
+        .map(|r| {
+            r.lines
+                .iter()
+                .filter(|l| l.author == Author::Warning)
+                .count()
+        })
+        .unwrap_or_default();
+    assert_eq!(warnings, usize::from(redis_url().is_none()), "{lines:#?}");
 }

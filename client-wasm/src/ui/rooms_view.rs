@@ -201,8 +201,19 @@ impl RoomsView {
                 Ok(_) => {}
                 Err(error) => self.set_status(&error.to_string()),
             },
+            ConnEvent::Received(Message::Binary(frame)) => match self.rooms.handle_binary(&frame) {
+                Ok(Change::Room(room)) if self.current.as_deref() == Some(room.as_str()) => {
+                    self.draw();
+                }
+                Ok(_) => {}
+                Err(error) => self.set_status(&format!("a binary frame from the server: {error}")),
+            },
             ConnEvent::Closed(_) => {
                 self.rooms.disconnected();
+                // Every message of the ended connection has been handled
+                // (events arrive in order), so the rooms' positions are
+                // final: the next open rejoins `since` them.
+                self.connection.set_greeting(self.rooms.greeting());
                 self.draw();
             }
             ConnEvent::Error(error) => self.set_status(&error.to_string()),
@@ -236,9 +247,15 @@ impl RoomsView {
         }
         for line in &room.lines {
             let (class, who) = match &line.author {
+                // A binary delivery from a member not in the list has no
+                // name, only its id.
+                Author::Member(member) if member.name.is_empty() => {
+                    ("line", format!("#{}", member.id))
+                }
                 Author::Member(member) => ("line", format!("{} #{}", member.name, member.id)),
                 Author::Server => ("line server", "server".to_owned()),
                 Author::Note => ("line note", String::new()),
+                Author::Warning => ("line note warning", String::new()),
             };
             let Some(row) = self.append(&self.chat, "div", class, "") else {
                 continue;

@@ -8,12 +8,21 @@
 //! - `POST /server/stop?how=term` (default) or `?how=kill`
 //! - `POST /server/start`
 //! - `GET /server`: `running ADDR` or `stopped`
+//!
+//! In the Redis variant (`--redis`), Redis too, on its port:
+//! - `POST /redis/stop?how=term` (default) or `?how=kill`
+//! - `POST /redis/start`: empty (it persists nothing), as after a crash
+//!   of a Redis without persistence; the servers see their store come
+//!   back without the rooms' history
+//! - `GET /redis`: `running redis://ADDR`, `stopped`, or 404 without
+//!   `--redis`
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::redis::{Redis, RedisLauncher};
 use crate::server::{Launcher, Server, Stop};
 
 /// Largest request head read; ours are tiny.
@@ -29,6 +38,18 @@ pub(crate) struct Controlled {
     pub(crate) addr: SocketAddr,
     /// `None` while stopped.
     pub(crate) server: Option<Server>,
+    /// Redis, in the Redis variant.
+    pub(crate) redis: Option<RedisControl>,
+}
+
+/// Redis as the tests control it.
+#[derive(Debug)]
+pub(crate) struct RedisControl {
+    pub(crate) launcher: RedisLauncher,
+    /// The port every (re)start uses: the servers' `--redis` names it.
+    pub(crate) port: u16,
+    /// `None` while stopped.
+    pub(crate) running: Option<Redis>,
 }
 
 /// Shared between the control thread and the main thread.
@@ -81,8 +102,25 @@ fn handle(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 /// The status line and body for one request.
 fn respond(method: &str, target: &str, shared: &Shared) -> (&'static str, String) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let how = || {
+        if query.split('&').any(|kv| kv == "how=kill") {
+            Stop::Kill
+        } else {
+            Stop::Graceful
+        }
+    };
     match (method, path) {
         ("OPTIONS", _) => ("204 No Content", String::new()),
+        (_, "/redis" | "/redis/stop" | "/redis/start") => {
+            let mut state = lock(shared);
+            match state.redis.as_mut() {
+                Some(redis) => redis_request(method, path, how(), redis),
+                None => (
+                    "404 Not Found",
+                    "no Redis: the harness runs without --redis\n".into(),
+                ),
+            }
+        }
         ("GET", "/server") => {
             let state = lock(shared);
             match &state.server {
@@ -91,16 +129,11 @@ fn respond(method: &str, target: &str, shared: &Shared) -> (&'static str, String
             }
         }
         ("POST", "/server/stop") => {
-            let how = if query.split('&').any(|kv| kv == "how=kill") {
-                Stop::Kill
-            } else {
-                Stop::Graceful
-            };
             let mut state = lock(shared);
             let Some(server) = state.server.take() else {
                 return ("409 Conflict", "already stopped".into());
             };
-            match server.stop(how) {
+            match server.stop(how()) {
                 Ok(status) => ("200 OK", format!("stopped ({status})")),
                 Err(error) => ("500 Internal Server Error", error.to_string()),
             }
@@ -114,6 +147,44 @@ fn respond(method: &str, target: &str, shared: &Shared) -> (&'static str, String
                 Ok(server) => {
                     let body = format!("running {}", server.addr);
                     state.server = Some(server);
+                    ("200 OK", body)
+                }
+                Err(error) => ("500 Internal Server Error", error.to_string()),
+            }
+        }
+        _ => ("404 Not Found", "unknown control request\n".into()),
+    }
+}
+
+/// The status line and body for a request about Redis.
+fn redis_request(
+    method: &str,
+    path: &str,
+    how: Stop,
+    redis: &mut RedisControl,
+) -> (&'static str, String) {
+    match (method, path) {
+        ("GET", "/redis") => match &redis.running {
+            Some(running) => ("200 OK", format!("running {}", running.url())),
+            None => ("200 OK", "stopped".into()),
+        },
+        ("POST", "/redis/stop") => {
+            let Some(running) = redis.running.take() else {
+                return ("409 Conflict", "already stopped".into());
+            };
+            match running.stop(how) {
+                Ok(status) => ("200 OK", format!("stopped ({status})")),
+                Err(error) => ("500 Internal Server Error", error.to_string()),
+            }
+        }
+        ("POST", "/redis/start") => {
+            if redis.running.is_some() {
+                return ("409 Conflict", "already running".into());
+            }
+            match redis.launcher.start_on(redis.port) {
+                Ok(running) => {
+                    let body = format!("running {}", running.url());
+                    redis.running = Some(running);
                     ("200 OK", body)
                 }
                 Err(error) => ("500 Internal Server Error", error.to_string()),

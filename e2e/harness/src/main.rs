@@ -10,6 +10,16 @@
 //! stops both servers (by their PIDs, with SIGTERM) and exits with the
 //! command's status.
 //!
+//! The Redis variant (`--redis`, or `DUPLEX_HARNESS_REDIS=1` in the
+//! environment, so `DUPLEX_HARNESS_REDIS=1 scripts/test-browser.sh` needs
+//! no change to the script) first starts a real `redis-server` on a free
+//! loopback port with persistence off ([`redis`]) and gives both servers
+//! `--redis redis://127.0.0.1:PORT`: they become one cluster sharing the
+//! rooms' history, so a restarted server still has it, and a message
+//! pushed to the second server while the first is down is in the history
+//! the first replays. Redis is stopped by its PID after the servers. The
+//! control endpoint can then also stop and restart Redis (empty).
+//!
 //! Environment given to the command:
 //! - `DUPLEX_TEST_WS_URL`: `ws://127.0.0.1:PORT/echo`
 //! - `DUPLEX_TEST_HTTP_URL`: `http://127.0.0.1:PORT` (the page, with `--ui-dir`)
@@ -24,13 +34,20 @@
 //!   or `duplex push`)
 //! - `DUPLEX_TEST_SERVER_BIN`: the absolute path of the server binary, for
 //!   tests that run its CLI (`duplex push`)
+//! - `DUPLEX_TEST_DEFLATE_OFF_HTTP_URL`: `http://127.0.0.1:PORT3`, the
+//!   second server's HTTP API (with the same push token); in the Redis
+//!   variant, the first server's cluster peer
+//! - `DUPLEX_TEST_REDIS_URL`: `redis://127.0.0.1:PORT4`, only in the Redis
+//!   variant (tests expect history to survive a server restart when it is
+//!   set, and to be lost when it is not)
 //!
 //! ```text
-//! duplex-browser-harness [--server target/release/duplex] [--deflate on|off] \
+//! duplex-browser-harness [--server target/release/duplex] [--deflate on|off] [--redis] \
 //!     [--server-arg=--ui-dir --server-arg=dist] -- cargo test --target wasm32-unknown-unknown -p duplex-client
 //! ```
 
 mod control;
+mod redis;
 mod server;
 
 use std::net::{SocketAddr, TcpListener};
@@ -41,7 +58,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 
-use crate::control::Controlled;
+use crate::control::{Controlled, RedisControl};
+use crate::redis::{Redis, RedisLauncher};
 use crate::server::{Launcher, Server, Stop};
 
 /// The server's `--deflate` modes.
@@ -82,6 +100,15 @@ struct Cli {
     /// The server's log file [default: target/browser-tests/server.log].
     #[arg(long)]
     log: Option<PathBuf>,
+    /// Start a real redis-server on a free port and give both servers
+    /// `--redis redis://127.0.0.1:PORT` (one cluster with a shared
+    /// history). Its log goes next to the server's (`…-redis.log`).
+    /// `DUPLEX_HARNESS_REDIS=1` (or true, yes, on) does the same.
+    #[arg(long, env = "DUPLEX_HARNESS_REDIS", value_parser = clap::builder::BoolishValueParser::new())]
+    redis: bool,
+    /// The redis-server binary for `--redis`.
+    #[arg(long, default_value = "redis-server")]
+    redis_server: PathBuf,
     /// The command to run, and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -116,6 +143,13 @@ fn run() -> anyhow::Result<ExitCode> {
     {
         bail!("{arg} in --server-arg: use the harness's own --deflate on|off");
     }
+    if let Some(arg) = cli
+        .server_args
+        .iter()
+        .find(|arg| *arg == "--redis" || arg.starts_with("--redis="))
+    {
+        bail!("{arg} in --server-arg: use the harness's own --redis, which starts Redis");
+    }
     let binary = cli.server.unwrap_or_else(|| server::default_binary(&root));
     let binary = std::path::absolute(&binary)
         .with_context(|| format!("cannot resolve {}", binary.display()))?;
@@ -123,13 +157,35 @@ fn run() -> anyhow::Result<ExitCode> {
     let plain_log = sibling_log(&log, "deflate-off");
     std::fs::File::create(&plain_log)
         .with_context(|| format!("cannot create {}", plain_log.display()))?;
+    let redis_launcher = cli.redis.then(|| RedisLauncher {
+        binary: cli.redis_server.clone(),
+        log: sibling_log(&log, "redis"),
+    });
+    if let Some(launcher) = &redis_launcher {
+        std::fs::File::create(&launcher.log)
+            .with_context(|| format!("cannot create {}", launcher.log.display()))?;
+    }
+    // Redis first: the servers connect to it at start.
+    let redis = redis_launcher
+        .as_ref()
+        .map(RedisLauncher::start)
+        .transpose()
+        .context("cannot start redis-server (the harness's --redis)")?;
+    let cluster: Vec<String> = redis
+        .as_ref()
+        .map(|redis| vec!["--redis".into(), redis.url()])
+        .unwrap_or_default();
+    let redis_url = redis.as_ref().map(Redis::url);
+    let mut plain_args = vec!["--deflate".into(), Deflate::Off.as_arg().into()];
+    plain_args.extend(cluster.iter().cloned());
     let plain_launcher = Launcher {
         binary: binary.clone(),
-        args: vec!["--deflate".into(), Deflate::Off.as_arg().into()],
+        args: plain_args,
         log: plain_log,
         push_token: push_token.clone(),
     };
     let mut args = vec!["--deflate".into(), cli.deflate.as_arg().into()];
+    args.extend(cluster);
     args.extend(cli.server_args);
     let launcher = Launcher {
         binary,
@@ -139,20 +195,36 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     // Everything that can fail without a server running comes first, so
-    // an error leaves no server behind.
-    let control = TcpListener::bind(loopback).context("cannot bind the control endpoint")?;
+    // an error leaves no server behind (and no Redis: stopped on error).
+    let stop_redis = |redis: Option<Redis>| {
+        if let Some(redis) = redis {
+            let _ = redis.stop(Stop::Kill);
+        }
+    };
+    let (control, dead) = match (TcpListener::bind(loopback), TcpListener::bind(loopback)) {
+        (Ok(control), Ok(dead)) => (control, dead),
+        (Err(error), _) | (_, Err(error)) => {
+            stop_redis(redis);
+            return Err(error).context("cannot bind the control endpoint");
+        }
+    };
     let control_addr = control.local_addr()?;
-    // A port that was free a moment ago and that nothing binds on purpose;
-    // held until the servers have their ports, so neither gets this one.
-    let dead = TcpListener::bind(loopback)?;
+    // `dead`: a port that was free a moment ago and that nothing binds on
+    // purpose; held until the servers have their ports, so neither gets
+    // this one.
     let dead_port = dead.local_addr()?.port();
-    let plain = plain_launcher
-        .start(loopback)
-        .context("cannot start the --deflate off server")?;
+    let plain = match plain_launcher.start(loopback) {
+        Ok(plain) => plain,
+        Err(error) => {
+            stop_redis(redis);
+            return Err(error).context("cannot start the --deflate off server");
+        }
+    };
     let server = match launcher.start(loopback) {
         Ok(server) => server,
         Err(error) => {
             let _ = plain.stop(Stop::Kill);
+            stop_redis(redis);
             return Err(error).context("cannot start the server");
         }
     };
@@ -162,10 +234,20 @@ fn run() -> anyhow::Result<ExitCode> {
     let pid = server.pid();
     let push_token = launcher.push_token.clone();
     let server_bin = launcher.binary.clone();
+    let redis_note = redis.as_ref().map_or(String::new(), |redis| {
+        format!(", redis-server pid {} on {}", redis.pid(), redis.url())
+    });
     let shared = Arc::new(Mutex::new(Controlled {
         launcher,
         addr,
         server: Some(server),
+        redis: redis_launcher
+            .zip(redis)
+            .map(|(launcher, redis)| RedisControl {
+                launcher,
+                port: redis.addr.port(),
+                running: Some(redis),
+            }),
     }));
 
     {
@@ -175,12 +257,16 @@ fn run() -> anyhow::Result<ExitCode> {
 
     eprintln!(
         "harness: server pid {pid} on ws://{addr}/echo (--deflate {}), --deflate off server pid {} \
-         on ws://{plain_addr}/echo, control http://{control_addr}, running: {}",
+         on ws://{plain_addr}/echo{redis_note}, control http://{control_addr}, running: {}",
         cli.deflate.as_arg(),
         plain.pid(),
         cli.command.join(" ")
     );
-    let status = Command::new(&cli.command[0])
+    let mut command = Command::new(&cli.command[0]);
+    if let Some(url) = &redis_url {
+        command.env("DUPLEX_TEST_REDIS_URL", url);
+    }
+    let status = command
         .args(&cli.command[1..])
         .env("DUPLEX_TEST_WS_URL", format!("ws://{addr}/echo"))
         .env("DUPLEX_TEST_HTTP_URL", format!("http://{addr}"))
@@ -195,6 +281,10 @@ fn run() -> anyhow::Result<ExitCode> {
         )
         .env("DUPLEX_TEST_PUSH_TOKEN", &push_token)
         .env("DUPLEX_TEST_SERVER_BIN", &server_bin)
+        .env(
+            "DUPLEX_TEST_DEFLATE_OFF_HTTP_URL",
+            format!("http://{plain_addr}"),
+        )
         .status()
         .with_context(|| format!("cannot run {}", cli.command[0]));
 
@@ -208,6 +298,12 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     if let Err(error) = finish(plain) {
         problems.push(format!("the --deflate off server {error:#}"));
+    }
+    // Redis last: the servers may write to it until they exit.
+    if let Some(redis) = state.redis.take().and_then(|control| control.running) {
+        if let Err(error) = finish_redis(redis) {
+            problems.push(format!("redis-server {error:#}"));
+        }
     }
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
@@ -226,6 +322,18 @@ fn finish(mut server: Server) -> anyhow::Result<()> {
         bail!("died during the run ({status}); see its log");
     }
     let exit = server.stop(Stop::Graceful)?;
+    if !exit.success() {
+        bail!("exited with {exit} after SIGTERM (expected success)");
+    }
+    Ok(())
+}
+
+/// Stops Redis, which should still be running.
+fn finish_redis(mut redis: Redis) -> anyhow::Result<()> {
+    if let Some(status) = redis.exited() {
+        bail!("died during the run ({status}); see its log");
+    }
+    let exit = redis.stop(Stop::Graceful)?;
     if !exit.success() {
         bail!("exited with {exit} after SIGTERM (expected success)");
     }

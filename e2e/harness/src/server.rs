@@ -54,7 +54,7 @@ pub(crate) enum ServerError {
         log: PathBuf,
     },
     /// It did not exit after SIGTERM in time (it was then killed).
-    #[error("the server did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it")]
+    #[error("did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it")]
     StopTimeout,
     /// Waiting for or signalling the process failed.
     #[error("cannot signal or wait for the server: {0}")]
@@ -192,40 +192,47 @@ impl Server {
 
     /// Stops the server and waits for it; returns its exit status.
     pub(crate) fn stop(mut self, how: Stop) -> Result<ExitStatus, ServerError> {
-        match how {
-            Stop::Kill => {
-                self.child.kill()?;
-                Ok(self.child.wait()?)
-            }
-            Stop::Graceful => {
-                // std has no SIGTERM and unsafe code is forbidden here, so
-                // ask kill(1), by this child's PID only.
-                let status = Command::new("kill")
-                    .args(["-TERM", &self.child.id().to_string()])
-                    .status()?;
-                if !status.success() {
-                    // Already gone: collect it.
-                    return Ok(self.child.wait()?);
-                }
-                let deadline = Instant::now() + STOP_TIMEOUT;
-                loop {
-                    if let Some(status) = self.child.try_wait()? {
-                        return Ok(status);
-                    }
-                    if Instant::now() >= deadline {
-                        let _ = self.child.kill();
-                        let _ = self.child.wait();
-                        return Err(ServerError::StopTimeout);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
+        stop_child(&mut self.child, how)
     }
 
     /// Whether the process has exited (without being asked to).
     pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+}
+
+/// Stops `child` (SIGTERM, or SIGKILL for [`Stop::Kill`]) and waits for
+/// it; returns its exit status. Killed after [`STOP_TIMEOUT`] if SIGTERM
+/// was not enough.
+pub(crate) fn stop_child(child: &mut Child, how: Stop) -> Result<ExitStatus, ServerError> {
+    match how {
+        Stop::Kill => {
+            child.kill()?;
+            Ok(child.wait()?)
+        }
+        Stop::Graceful => {
+            // std has no SIGTERM and unsafe code is forbidden here, so
+            // ask kill(1), by this child's PID only.
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()?;
+            if !status.success() {
+                // Already gone: collect it.
+                return Ok(child.wait()?);
+            }
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            loop {
+                if let Some(status) = child.try_wait()? {
+                    return Ok(status);
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(ServerError::StopTimeout);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
 }
 
