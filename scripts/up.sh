@@ -25,7 +25,8 @@ esac
 listen="127.0.0.1:8080"
 
 cargo build --release --locked -p duplex-server
-duplex="$ROOT/target/release/duplex"
+# Where cargo put it: CARGO_TARGET_DIR moves it (as in lib.sh).
+duplex="${CARGO_TARGET_DIR:-$ROOT/target}/release/duplex"
 if [ "$mode" = "server" ]; then
     exec "$duplex" "$@"
 fi
