@@ -17,6 +17,7 @@ use std::time::Duration;
 
 pub mod deflate;
 pub mod process;
+pub mod redis;
 pub mod rooms;
 
 use duplex_protocol::frame::{self, Header, OpCode};
