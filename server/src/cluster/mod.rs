@@ -258,6 +258,24 @@ impl Cluster {
         self.up.load(Ordering::Relaxed)
     }
 
+    /// Runs one call to Redis, giving up after [`RESPONSE_TIMEOUT`] in
+    /// all (the connection manager's own timeout does not cover waiting
+    /// for a reconnection), and records how it went.
+    async fn call<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Unavailable> {
+        let result = tokio::time::timeout(RESPONSE_TIMEOUT, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer from redis in time",
+                )))
+            });
+        self.noted(result)
+    }
+
     /// Records how a call went; logs the changes.
     fn noted<T>(&self, result: redis::RedisResult<T>) -> Result<T, Unavailable> {
         match result {
@@ -286,9 +304,8 @@ impl Cluster {
         only_if_members: bool,
     ) -> Result<Option<usize>, Unavailable> {
         let mut conn = self.commands.clone();
-        let result: redis::RedisResult<(String, u64, usize)> = self
-            .scripts
-            .publish
+        let mut invocation = self.scripts.publish.prepare_invoke();
+        invocation
             .key(key(room, "meta"))
             .key(key(room, "log"))
             .key(key(room, "members"))
@@ -297,10 +314,9 @@ impl Cluster {
             .arg(millis(self.settings.history_ttl))
             .arg(channel(room))
             .arg(post.encode())
-            .arg(if only_if_members { "1" } else { "0" })
-            .invoke_async(&mut conn)
-            .await;
-        let (epoch, _, members) = self.noted(result)?;
+            .arg(if only_if_members { "1" } else { "0" });
+        let result = invocation.invoke_async::<(String, u64, usize)>(&mut conn);
+        let (epoch, _, members) = self.call(result).await?;
         Ok((!epoch.is_empty()).then_some(members))
     }
 
@@ -312,8 +328,7 @@ impl Cluster {
             return Ok(());
         }
         let mut conn = self.subscriber.clone();
-        let result = conn.subscribe(&name).await;
-        self.noted(result)?;
+        self.call(conn.subscribe(&name)).await?;
         subscribed.insert(name);
         Ok(())
     }
@@ -327,8 +342,7 @@ impl Cluster {
             return;
         }
         let mut conn = self.subscriber.clone();
-        let result = conn.unsubscribe(&name).await;
-        if self.noted(result).is_ok() {
+        if self.call(conn.unsubscribe(&name)).await.is_ok() {
             subscribed.remove(&name);
         }
     }
@@ -342,9 +356,8 @@ impl Cluster {
         since: Option<&Position>,
     ) -> Result<JoinReply, Unavailable> {
         let mut conn = self.commands.clone();
-        let result: redis::RedisResult<Value> = self
-            .scripts
-            .join
+        let mut invocation = self.scripts.join.prepare_invoke();
+        invocation
             .key(key(room, "meta"))
             .key(key(room, "log"))
             .key(key(room, "members"))
@@ -358,10 +371,9 @@ impl Cluster {
             .arg(room)
             .arg(self.settings.presence_limit)
             .arg(since.map_or("", |since| since.epoch.as_str()))
-            .arg(since.map_or(0, |since| since.offset))
-            .invoke_async(&mut conn)
-            .await;
-        let value = self.noted(result)?;
+            .arg(since.map_or(0, |since| since.offset));
+        let result = invocation.invoke_async::<Value>(&mut conn);
+        let value = self.call(result).await?;
         parse_join(value).ok_or_else(|| Unavailable(malformed("join")))
     }
 
@@ -373,9 +385,8 @@ impl Cluster {
         reason: LeaveReason,
     ) -> Result<(), Unavailable> {
         let mut conn = self.commands.clone();
-        let result: redis::RedisResult<i64> = self
-            .scripts
-            .leave
+        let mut invocation = self.scripts.leave.prepare_invoke();
+        invocation
             .key(key(room, "members"))
             .key(format!("{PREFIX}rooms"))
             .arg(member.id)
@@ -383,10 +394,9 @@ impl Cluster {
             .arg(room)
             .arg(self.settings.presence_limit)
             .arg(reason_name(reason))
-            .arg(&member.name)
-            .invoke_async(&mut conn)
-            .await;
-        self.noted(result).map(drop)
+            .arg(&member.name);
+        let result = invocation.invoke_async::<i64>(&mut conn);
+        self.call(result).await.map(drop)
     }
 
     /// Registers members again (Redis lost them): `(room, member)` pairs.
@@ -407,22 +417,18 @@ impl Cluster {
                 .ignore();
         }
         let mut conn = self.commands.clone();
-        let result: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
-        self.noted(result)
+        self.call(pipe.query_async::<()>(&mut conn)).await
     }
 
     /// Every room with members on any instance.
     pub(crate) async fn rooms(&self) -> Result<Vec<RoomInfo>, Unavailable> {
         let mut conn = self.commands.clone();
-        let result: redis::RedisResult<Vec<(String, usize)>> = self
-            .scripts
-            .rooms
-            .key(format!("{PREFIX}rooms"))
-            .arg(PREFIX)
-            .invoke_async(&mut conn)
-            .await;
+        let mut invocation = self.scripts.rooms.prepare_invoke();
+        invocation.key(format!("{PREFIX}rooms")).arg(PREFIX);
+        let result = invocation.invoke_async::<Vec<(String, usize)>>(&mut conn);
         let mut rooms: Vec<RoomInfo> = self
-            .noted(result)?
+            .call(result)
+            .await?
             .into_iter()
             .map(|(room, members)| RoomInfo { room, members })
             .collect();
@@ -439,16 +445,14 @@ impl Cluster {
         last: Option<u64>,
     ) -> Result<Range, Unavailable> {
         let mut conn = self.commands.clone();
-        let result: redis::RedisResult<Value> = self
-            .scripts
-            .range
+        let mut invocation = self.scripts.range.prepare_invoke();
+        invocation
             .key(key(room, "meta"))
             .key(key(room, "log"))
             .arg(first)
-            .arg(last.map_or_else(|| "+".to_owned(), |last| last.to_string()))
-            .invoke_async(&mut conn)
-            .await;
-        let value = self.noted(result)?;
+            .arg(last.map_or_else(|| "+".to_owned(), |last| last.to_string()));
+        let result = invocation.invoke_async::<Value>(&mut conn);
+        let value = self.call(result).await?;
         parse_range(value).ok_or_else(|| Unavailable(malformed("range")))
     }
 
@@ -457,15 +461,13 @@ impl Cluster {
     /// must be registered again).
     pub(crate) async fn heartbeat(&self) -> Result<bool, Unavailable> {
         let mut conn = self.commands.clone();
-        let result: redis::RedisResult<i64> = self
-            .scripts
-            .heartbeat
+        let mut invocation = self.scripts.heartbeat.prepare_invoke();
+        invocation
             .key(format!("{PREFIX}alive"))
             .arg(self.node)
-            .arg(millis(self.settings.presence_ttl))
-            .invoke_async(&mut conn)
-            .await;
-        let known = self.noted(result)? == 1;
+            .arg(millis(self.settings.presence_ttl));
+        let result = invocation.invoke_async::<i64>(&mut conn);
+        let known = self.call(result).await? == 1;
         self.reap(None).await?;
         Ok(known)
     }
@@ -473,17 +475,15 @@ impl Cluster {
     /// Removes the members of expired nodes, or of `node`.
     async fn reap(&self, node: Option<u64>) -> Result<(), Unavailable> {
         let mut conn = self.commands.clone();
-        let result: redis::RedisResult<i64> = self
-            .scripts
-            .reap
+        let mut invocation = self.scripts.reap.prepare_invoke();
+        invocation
             .key(format!("{PREFIX}alive"))
             .key(format!("{PREFIX}rooms"))
             .arg(self.settings.presence_limit)
             .arg(node.map_or_else(String::new, |node| node.to_string()))
-            .arg(PREFIX)
-            .invoke_async(&mut conn)
-            .await;
-        let removed = self.noted(result)?;
+            .arg(PREFIX);
+        let result = invocation.invoke_async::<i64>(&mut conn);
+        let removed = self.call(result).await?;
         if removed > 0 && node.is_none() {
             info!(
                 removed,
