@@ -433,3 +433,32 @@ async fn a_killed_instances_members_vanish_within_the_presence_ttl() {
     let (_, body) = get(survivor.addr, "/api/rooms").await;
     assert_eq!(body, r#"{"rooms":[{"room":"r","members":1}]}"#);
 }
+
+/// A member that leaves while Redis does not answer (`CLIENT PAUSE`) is
+/// not left listed: the leave is made at the next heartbeat that reaches
+/// Redis, and the others are told.
+#[tokio::test]
+async fn a_leave_during_a_redis_stall_is_made_when_it_answers_again() {
+    let redis = RedisServer::start().await;
+    let one = TestServer::start(cluster_config(&redis)).await;
+    let two = TestServer::start(cluster_config(&redis)).await;
+    let (mut ada, _) = connect_rooms(one.addr).await;
+    join(&mut ada, "r", "ada").await;
+    let (mut bob, bob_id) = connect_rooms(two.addr).await;
+    join(&mut bob, "r", "bob").await;
+    next_server(&mut ada).await; // member_joined
+    let paused = redis.command(&["CLIENT", "PAUSE", "3000", "ALL"]).await;
+    assert!(paused.starts_with("+OK"), "{paused}");
+    drop(bob);
+    // Past the pause and the 2 s call timeout, the heartbeat (every 1 s
+    // at --presence-ttl 3s) makes the leave.
+    let left = timeout(Duration::from_secs(10), next_server(&mut ada))
+        .await
+        .expect("bob is still listed");
+    match left {
+        ServerMessage::MemberLeft { member, .. } => assert_eq!(member.id, bob_id),
+        other => panic!("expected bob to leave, got {other:?}"),
+    }
+    let (_, body) = get(two.addr, "/api/rooms").await;
+    assert_eq!(body, r#"{"rooms":[{"room":"r","members":1}]}"#);
+}

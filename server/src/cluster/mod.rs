@@ -156,6 +156,9 @@ pub(crate) struct Cluster {
     /// The channels subscribed to: taken across a subscribe or
     /// unsubscribe, so the two cannot cross for one room.
     subscribed: tokio::sync::Mutex<HashSet<String>>,
+    /// Leaves Redis did not record (it was away): retried at the next
+    /// heartbeat that reaches it, or the member would stay listed.
+    unrecorded: std::sync::Mutex<Vec<(String, Member, LeaveReason)>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -248,6 +251,7 @@ impl Cluster {
                 },
                 up: AtomicBool::new(true),
                 subscribed: tokio::sync::Mutex::default(),
+                unrecorded: std::sync::Mutex::default(),
             },
             pushes,
         ))
@@ -377,8 +381,43 @@ impl Cluster {
         parse_join(value).ok_or_else(|| Unavailable(malformed("join")))
     }
 
-    /// Removes member `id` from `room`'s presence and tells the others.
-    pub(crate) async fn leave(
+    /// Removes member `id` from `room`'s presence and tells the others;
+    /// if Redis is away, the leave is kept and made at the next heartbeat
+    /// that reaches it.
+    pub(crate) async fn leave(&self, room: &str, member: &Member, reason: LeaveReason) {
+        if let Err(error) = self.try_leave(room, member, reason).await {
+            warn!(%error, room, id = member.id, "leave not recorded in redis yet: retried at the next heartbeat");
+            self.unrecorded
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((room.to_owned(), member.clone(), reason));
+        }
+    }
+
+    /// The leaves Redis missed, made again; those that fail again stay.
+    async fn retry_leaves(&self) -> Result<(), Unavailable> {
+        let pending = std::mem::take(
+            &mut *self
+                .unrecorded
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut left = pending.into_iter();
+        while let Some((room, member, reason)) = left.next() {
+            if let Err(error) = self.try_leave(&room, &member, reason).await {
+                let mut unrecorded = self
+                    .unrecorded
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                unrecorded.push((room, member, reason));
+                unrecorded.extend(left);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    async fn try_leave(
         &self,
         room: &str,
         member: &Member,
@@ -468,6 +507,7 @@ impl Cluster {
             .arg(millis(self.settings.presence_ttl));
         let result = invocation.invoke_async::<i64>(&mut conn);
         let known = self.call(result).await? == 1;
+        self.retry_leaves().await?;
         self.reap(None).await?;
         Ok(known)
     }

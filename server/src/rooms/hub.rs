@@ -411,9 +411,7 @@ impl Hub {
             return false;
         };
         if let Some(cluster) = &self.cluster {
-            if let Err(error) = cluster.leave(room, &gone, reason).await {
-                tracing::warn!(%error, room, id, "leave not recorded in redis: the heartbeat's check will");
-            }
+            cluster.leave(room, &gone, reason).await;
             self.release(cluster, room);
         }
         true
@@ -429,11 +427,7 @@ impl Hub {
             self.release(cluster, room);
             let cluster = Arc::clone(cluster);
             let room = room.to_owned();
-            tokio::spawn(async move {
-                if let Err(error) = cluster.leave(&room, &gone, reason).await {
-                    tracing::warn!(%error, room, "leave not recorded in redis");
-                }
-            });
+            tokio::spawn(async move { cluster.leave(&room, &gone, reason).await });
         }
     }
 
@@ -572,6 +566,9 @@ impl Hub {
                     found
                         .catch_up(cluster, &mut delivered, from, Some(offset - 1))
                         .await;
+                    if *delivered.epoch == *epoch && offset <= delivered.offset {
+                        return;
+                    }
                 }
                 let frame = post.frame(room, offset);
                 found.deliver(&mut delivered, &epoch, offset, &frame).await;
@@ -779,11 +776,11 @@ impl Room {
         let Some(epoch) = range.epoch else {
             return;
         };
-        let (start, posts) = if *epoch == *delivered.epoch {
+        let (start, posts) = if *epoch == *delivered.epoch || from == 1 {
             (from, range.posts)
         } else {
-            // Another epoch: everything of it, from 1.
-            match cluster.range(&self.name, 1, last.filter(|_| false)).await {
+            // Another epoch than the one delivered: all of it, from 1.
+            match cluster.range(&self.name, 1, last).await {
                 Ok(again) if again.epoch.as_deref() == Some(&*epoch) => (1, again.posts),
                 _ => return,
             }
