@@ -462,3 +462,31 @@ async fn a_leave_during_a_redis_stall_is_made_when_it_answers_again() {
     let (_, body) = get(two.addr, "/api/rooms").await;
     assert_eq!(body, r#"{"rooms":[{"room":"r","members":1}]}"#);
 }
+
+/// Binary publishes cross instances byte-exact, with their sender and
+/// their offset in the same sequence as text.
+#[tokio::test]
+async fn binary_deliveries_cross_instances_with_their_offsets() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let redis = RedisServer::start().await;
+    let one = TestServer::start(cluster_config(&redis)).await;
+    let two = TestServer::start(cluster_config(&redis)).await;
+    let (mut ada, ada_id) = connect_rooms(one.addr).await;
+    join(&mut ada, "r", "ada").await;
+    let (mut bob, _) = connect_rooms(two.addr).await;
+    join(&mut bob, "r", "bob").await;
+    publish(&mut ada, "r", "text first").await;
+    assert_eq!(next_offset(&mut bob).await.1, 1);
+    let payload: Vec<u8> = (0..=255).collect();
+    let frame = duplex_protocol::binary::encode_publish("r", &payload).expect("header");
+    ada.send(Message::binary(frame)).await.expect("send");
+    match common::next_non_control(&mut bob).await {
+        Message::Binary(data) => {
+            let delivery = duplex_protocol::binary::decode_delivery(&data).expect("delivery");
+            assert_eq!((delivery.from, delivery.offset), (ada_id, 2));
+            assert_eq!(delivery.payload, &payload[..]);
+        }
+        other => panic!("expected a binary delivery, got {other:?}"),
+    }
+}
