@@ -13,6 +13,11 @@
 #      server's push token and binary for `duplex push`; it saves
 #      screenshots to target/browser-tests/page.png, page-phone.png and
 #      page-rooms.png (two windows chatting, after a push);
+#      Both servers share a real redis-server the harness starts on a free
+#      port (--redis): the restart tests then check that the page recovers
+#      what was published while its server was down. DUPLEX_HARNESS_REDIS=0
+#      runs them on the memory engine instead (the page must say "history
+#      expired" after the restart).
 #   5. the development setup (scripts/test-dev-proxy.sh): `trunk serve` with
 #      the real Trunk.toml, on free ports, serves the page and proxies /echo
 #      and /ws to the server (real clients through it).
@@ -63,6 +68,8 @@ timed "build: release server, test harness and load generator" \
     cargo build --locked --release -p duplex-server -p duplex-browser-harness -p duplex-bench
 # DUPLEX_SERVER runs the suites against another build of the server.
 target="${CARGO_TARGET_DIR:-$ROOT/target}"
+# The cluster variant by default (see the top); the harness reads it.
+export DUPLEX_HARNESS_REDIS="${DUPLEX_HARNESS_REDIS:-1}"
 # --deflate on: the compression checks need it, whatever the server's default
 # (the harness also runs a --deflate off server for the checks without it).
 harness=("$target/release/duplex-browser-harness" --server "${DUPLEX_SERVER:-$target/release/duplex}" --deflate on)

@@ -12,7 +12,7 @@ use tower_http::services::ServeDir;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::rooms::Hub;
+use crate::rooms::{Engine, Hub};
 use crate::stats::ServerStats;
 use crate::tasks::Tasks;
 
@@ -48,14 +48,13 @@ impl AppState {
             stopping: AtomicBool::new(false),
             tasks: Arc::new(Tasks::default()),
             ui: config.ui_dir.as_ref().map(ServeDir::new),
-            hub: Arc::new(match cluster {
-                Some(cluster) => Hub::clustered(config.presence_limit, cluster),
-                None => Hub::new(
-                    config.presence_limit,
-                    config.history_size,
-                    config.history_ttl,
-                ),
-            }),
+            hub: Arc::new(Hub::new(
+                config.presence_limit,
+                match cluster {
+                    Some(cluster) => Engine::Redis(cluster),
+                    None => Engine::memory(config.history_size, config.history_ttl),
+                },
+            )),
             config,
         }
     }

@@ -67,13 +67,32 @@ pub(crate) struct Hub {
     /// Rooms with more members than this get no presence events
     /// (`--presence-limit`).
     presence_limit: usize,
-    /// Every room's history (`--history-size`, `--history-ttl`), when
-    /// this instance runs alone.
-    history: history::Store,
-    /// The Redis engine (`--redis`): then Redis sequences, keeps the
-    /// history and the presence, and this hub delivers what its
-    /// subscription brings to the local members.
-    cluster: Option<Arc<Cluster>>,
+    /// Who sequences, keeps the history and tracks presence.
+    engine: Engine,
+}
+
+/// Where a room's order, history and presence live: the one question the
+/// hub asks before it sequences a publish, answers a join (position,
+/// replay, members) or lists rooms. The local fan-out (frames encoded
+/// once, direct writes, bounded queues) is the same for both.
+#[derive(Debug)]
+pub(crate) enum Engine {
+    /// This process alone (the default): histories in memory
+    /// (`--history-size`, `--history-ttl`), presence is the local members,
+    /// and a publisher delivers its message itself.
+    Memory(history::Store),
+    /// Redis (`--redis`), shared by every instance naming it: it sequences,
+    /// keeps the history and the presence; every instance delivers what
+    /// its subscription brings to its own members
+    /// ([`Hub::follow_cluster`]).
+    Redis(Arc<Cluster>),
+}
+
+impl Engine {
+    /// The memory engine.
+    pub(crate) fn memory(history_size: usize, history_ttl: Duration) -> Self {
+        Self::Memory(history::Store::new(history_size, history_ttl))
+    }
 }
 
 /// One room with members.
@@ -135,28 +154,27 @@ pub(crate) enum JoinError {
 }
 
 impl Hub {
-    pub(crate) fn new(presence_limit: usize, history_size: usize, history_ttl: Duration) -> Self {
+    /// A hub on `engine`; in a cluster, client ids are taken from this
+    /// node's range.
+    pub(crate) fn new(presence_limit: usize, engine: Engine) -> Self {
+        let first_id = match &engine {
+            Engine::Memory(_) => 0,
+            Engine::Redis(cluster) => cluster.first_id(),
+        };
         Self {
             rooms: Arc::default(),
-            last_id: AtomicU64::new(0),
+            last_id: AtomicU64::new(first_id),
             presence_limit,
-            history: history::Store::new(history_size, history_ttl),
-            cluster: None,
+            engine,
         }
     }
 
-    /// A hub whose rooms live in `cluster`: client ids are taken from the
-    /// node's range.
-    pub(crate) fn clustered(presence_limit: usize, cluster: Arc<Cluster>) -> Self {
-        let mut hub = Self::new(presence_limit, 0, Duration::MAX);
-        hub.last_id = AtomicU64::new(cluster.first_id());
-        hub.cluster = Some(cluster);
-        hub
-    }
-
-    /// The cluster engine, if any.
+    /// The cluster engine, if that is the engine.
     pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.cluster.as_ref()
+        match &self.engine {
+            Engine::Memory(_) => None,
+            Engine::Redis(cluster) => Some(cluster),
+        }
     }
 
     /// A fresh client id.
@@ -172,12 +190,13 @@ impl Hub {
     /// in a cluster).
     fn new_room(&self, room: &str) -> Arc<Room> {
         let name: Arc<str> = Arc::from(room);
-        let (history, epoch, offset) = if self.cluster.is_some() {
-            (None, Arc::from(""), 0)
-        } else {
-            let history = self.history.get(&name);
-            let (epoch, offset) = self.history.lock(&history).position();
-            (Some(history), epoch, offset)
+        let (history, epoch, offset) = match &self.engine {
+            Engine::Redis(_) => (None, Arc::from(""), 0),
+            Engine::Memory(store) => {
+                let history = store.get(&name);
+                let (epoch, offset) = store.lock(&history).position();
+                (Some(history), epoch, offset)
+            }
         };
         Arc::new(Room {
             name,
@@ -221,9 +240,9 @@ impl Hub {
         outbox: &Arc<Outbox>,
         since: Option<&Position>,
     ) -> Result<Joined, JoinError> {
-        match &self.cluster {
-            None => self.join_here(room, id, name, outbox, since),
-            Some(cluster) => {
+        match &self.engine {
+            Engine::Memory(store) => self.join_here(store, room, id, name, outbox, since),
+            Engine::Redis(cluster) => {
                 self.join_cluster(cluster, room, id, name, outbox, since)
                     .await
             }
@@ -233,6 +252,7 @@ impl Hub {
     /// [`Hub::join`] with the history in this process.
     fn join_here(
         &self,
+        store: &history::Store,
         room: &str,
         id: ClientId,
         name: &str,
@@ -259,7 +279,7 @@ impl Hub {
         let Some(shared) = &found.history else {
             return Err(JoinError::Unavailable);
         };
-        let history = self.history.lock(shared);
+        let history = store.lock(shared);
         let (epoch, offset) = history.position();
         let recovery = since.map(|since| history.since(since));
         drop(history);
@@ -410,7 +430,7 @@ impl Hub {
         let Some(gone) = self.leave_here(room, id, reason) else {
             return false;
         };
-        if let Some(cluster) = &self.cluster {
+        if let Engine::Redis(cluster) = &self.engine {
             cluster.leave(room, &gone, reason).await;
             self.release(cluster, room);
         }
@@ -423,7 +443,7 @@ impl Hub {
         let Some(gone) = self.leave_here(room, id, reason) else {
             return;
         };
-        if let Some(cluster) = &self.cluster {
+        if let Engine::Redis(cluster) = &self.engine {
             self.release(cluster, room);
             let cluster = Arc::clone(cluster);
             let room = room.to_owned();
@@ -473,7 +493,7 @@ impl Hub {
             rooms.remove(room);
             return Some(member);
         }
-        if members.len() >= self.presence_limit || self.cluster.is_some() {
+        if members.len() >= self.presence_limit || matches!(self.engine, Engine::Redis(_)) {
             return Some(member);
         }
         let event = frame(&ServerMessage::MemberLeft {
@@ -516,9 +536,10 @@ impl Hub {
         post: Post,
         only_if_members: bool,
     ) -> Result<Option<usize>, Unavailable> {
-        if let Some(cluster) = &self.cluster {
-            return cluster.publish(room, &post, only_if_members).await;
-        }
+        let store = match &self.engine {
+            Engine::Redis(cluster) => return cluster.publish(room, &post, only_if_members).await,
+            Engine::Memory(store) => store,
+        };
         let Some(room) = self.rooms().get(room).map(Arc::clone) else {
             return Ok(None);
         };
@@ -526,10 +547,9 @@ impl Hub {
             return Ok(None);
         };
         let mut delivered = room.turn.lock().await;
-        let (epoch, offset, frame) = self
-            .history
+        let (epoch, offset, frame) = store
             .lock(history)
-            .append(self.history.size(), |offset| post.frame(&room.name, offset));
+            .append(store.size(), |offset| post.frame(&room.name, offset));
         Ok(Some(
             room.deliver(&mut delivered, &epoch, offset, &frame).await,
         ))
@@ -615,7 +635,7 @@ impl Hub {
     /// [`RESYNC_RETRY`] until Redis answers; every heartbeat catches up as
     /// well, for a subscription that stopped delivering without a word.
     pub(crate) async fn follow_cluster(&self, mut pushes: UnboundedReceiver<PushInfo>) {
-        let Some(cluster) = self.cluster.clone() else {
+        let Engine::Redis(cluster) = &self.engine else {
             return std::future::pending().await;
         };
         let mut beat = tokio::time::interval(cluster.heartbeat_interval());
@@ -696,11 +716,14 @@ impl Hub {
     /// Forgets the expired histories of rooms without members, every
     /// little while, until the server stops (then the task is dropped).
     pub(crate) async fn sweep_history(&self) {
-        let mut every = tokio::time::interval(self.history.sweep_interval());
+        let Engine::Memory(store) = &self.engine else {
+            return std::future::pending().await;
+        };
+        let mut every = tokio::time::interval(store.sweep_interval());
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            self.history.sweep();
+            store.sweep();
         }
     }
 }
@@ -845,10 +868,10 @@ impl Hub {
     /// Every room with members and its member count, by name (in a
     /// cluster, on every instance).
     pub(crate) async fn list(&self) -> Result<Vec<RoomInfo>, Unavailable> {
-        if let Some(cluster) = &self.cluster {
-            return cluster.rooms().await;
+        match &self.engine {
+            Engine::Memory(_) => Ok(self.list_here()),
+            Engine::Redis(cluster) => cluster.rooms().await,
         }
-        Ok(self.list_here())
     }
 
     /// The rooms with members here.
@@ -908,7 +931,10 @@ mod tests {
     }
 
     fn hub(presence_limit: usize) -> Hub {
-        Hub::new(presence_limit, 100, Duration::from_secs(300))
+        Hub::new(
+            presence_limit,
+            Engine::memory(100, Duration::from_secs(300)),
+        )
     }
 
     fn join(hub: &Hub, id: ClientId, outbox: &Arc<Outbox>) -> Result<Joined, JoinError> {
@@ -1063,7 +1089,7 @@ mod tests {
 
     #[test]
     fn a_rejoin_since_an_offset_gets_exactly_what_it_missed() {
-        let hub = Hub::new(usize::MAX, 3, Duration::from_secs(300));
+        let hub = Hub::new(usize::MAX, Engine::memory(3, Duration::from_secs(300)));
         let (a, b) = (outbox(), outbox());
         let first = join(&hub, 1, &a).expect("join a");
         assert_eq!(first.offset, 0);
@@ -1135,7 +1161,7 @@ mod tests {
     /// first message of the new epoch, which has offset 1.
     #[test]
     fn members_hear_of_a_new_epoch_before_its_first_message() {
-        let hub = Hub::new(usize::MAX, 10, Duration::from_millis(30));
+        let hub = Hub::new(usize::MAX, Engine::memory(10, Duration::from_millis(30)));
         let a = outbox();
         let joined = join(&hub, 1, &a).expect("join");
         publish(&hub, "r", post("old"), false);

@@ -21,6 +21,6 @@ mod post;
 
 pub(crate) use client::{Abusive, Client, Limits};
 pub(crate) use history::new_epoch;
-pub(crate) use hub::Hub;
+pub(crate) use hub::{Engine, Hub};
 pub(crate) use outbox::Outbox;
 pub(crate) use post::{Body, Post};
