@@ -328,7 +328,7 @@ fn listen(
 }
 
 /// Feeds the connection's events to the app until the page goes away.
-/// After [`EVENT_BUDGET`] of work it yields to the browser, so a burst of
+/// After [`EVENT_BUDGET_MS`] of work it yields to the browser, so a burst of
 /// thousands of messages does not block input and drawing.
 async fn pump(weak: Weak<RefCell<App>>, mut events: Events) {
     let mut slice_started = time::now_ms();
