@@ -306,7 +306,9 @@ async fn a_stopped_instance_leaves_at_once_and_its_members_recover_elsewhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarting_empty_loses_history_but_no_client() {
     let mut redis = RedisServer::start().await;
-    let one = TestServer::start(cluster_config(&redis)).await;
+    let mut strict = cluster_config(&redis);
+    strict.max_protocol_errors = 2;
+    let one = TestServer::start(strict).await;
     let two = TestServer::start(cluster_config(&redis)).await;
     let (mut ada, _) = connect_rooms(one.addr).await;
     let at = join_since(&mut ada, "r", "ada", None).await.position();
@@ -324,6 +326,18 @@ async fn redis_restarting_empty_loses_history_but_no_client() {
             assert_eq!((code, room.as_deref()), (ErrorCode::Unavailable, Some("r")));
         }
         other => panic!("expected unavailable, got {other:?}"),
+    }
+    // Not the client's errors: more refusals than --max-protocol-errors
+    // (2 here) for Redis being away do not close it.
+    for _ in 0..3 {
+        publish(&mut ada, "r", "lost too").await;
+        match next_not_presence(&mut ada).await {
+            ServerMessage::Error {
+                code: ErrorCode::Unavailable,
+                ..
+            } => {}
+            other => panic!("expected unavailable, got {other:?}"),
+        }
     }
     let (status, health) = get(one.addr, "/healthz").await;
     assert_eq!(status, 200);

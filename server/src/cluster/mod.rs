@@ -48,6 +48,11 @@ const PREFIX: &str = "duplex:";
 /// answers `unavailable` soon instead of hanging the client's session.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The same once Redis is known to be away: a chat client publishing
+/// through an outage is answered at once; the heartbeat notices when Redis
+/// is back.
+const DOWN_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// Longest pause between two reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
 
@@ -263,13 +268,19 @@ impl Cluster {
     }
 
     /// Runs one call to Redis, giving up after [`RESPONSE_TIMEOUT`] in
-    /// all (the connection manager's own timeout does not cover waiting
-    /// for a reconnection), and records how it went.
+    /// all, [`DOWN_TIMEOUT`] while Redis is known to be away (the
+    /// connection manager's own timeout does not cover waiting for a
+    /// reconnection), and records how it went.
     async fn call<T>(
         &self,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Unavailable> {
-        let result = tokio::time::timeout(RESPONSE_TIMEOUT, call)
+        let within = if self.is_up() {
+            RESPONSE_TIMEOUT
+        } else {
+            DOWN_TIMEOUT
+        };
+        let result = tokio::time::timeout(within, call)
             .await
             .unwrap_or_else(|_| {
                 Err(redis::RedisError::from(std::io::Error::new(

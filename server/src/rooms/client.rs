@@ -145,13 +145,23 @@ impl Client {
         };
         match outcome {
             Ok(answer) => Ok(answer),
-            Err(_) if self.errors >= self.limits.max_errors => Err(Abusive),
+            // The server's own trouble (Redis away) is not the client's
+            // abuse: a chat client retrying through a Redis blip is not
+            // closed for it.
+            Err(refusal)
+                if refusal.code != ErrorCode::Unavailable
+                    && self.errors >= self.limits.max_errors =>
+            {
+                Err(Abusive)
+            }
             Err(Refusal {
                 code,
                 message,
                 room,
             }) => {
-                self.errors += 1;
+                if code != ErrorCode::Unavailable {
+                    self.errors += 1;
+                }
                 Ok(Some(text(&ServerMessage::Error {
                     code,
                     message,
