@@ -656,16 +656,16 @@ impl Hub {
                         tracing::warn!("redis subscription lost: catching up once it is back");
                         resync = true;
                     } else if let Some((room, event)) = crate::cluster::event(&push) {
-                        self.deliver_from_cluster(&cluster, &room, event).await;
+                        self.deliver_from_cluster(cluster, &room, event).await;
                     }
                 }
                 _ = beat.tick() => {
-                    if self.sync(&cluster).await {
+                    if self.sync(cluster).await {
                         resync = false;
                     }
                 }
                 () = retry => {
-                    if self.sync(&cluster).await {
+                    if self.sync(cluster).await {
                         resync = false;
                         tracing::info!("caught up with redis");
                     }
