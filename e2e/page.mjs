@@ -587,7 +587,15 @@ async function main() {
           }
           const warnings = lines.filter((l) => l.cls.split(' ').includes('warning'));
           if (warnings.length) throw new Error(`warnings: ${JSON.stringify(warnings)}`);
-          return `${replayed.length} replayed, then "${lines[at].what}"`;
+          const shot = screenshotPath.replace(/\.png$/, '-recovery.png');
+          await inWindow(ann, async () => {
+            // Both of the page's sockets back, for a picture of the page
+            // as its person sees it once it settled.
+            await until('ann\'s page open again', async () => (await state()) === 'open', 20_000);
+            mkdirSync(dirname(shot), { recursive: true });
+            writeFileSync(shot, Buffer.from(await wd('GET', s('/screenshot')), 'base64'));
+          });
+          return `${replayed.length} replayed, then "${lines[at].what}"; ${shot}`;
         } finally {
           for (const handle of [ann, ben]) {
             await switchTo(handle).then(() => wd('DELETE', s('/window'))).catch(() => {});

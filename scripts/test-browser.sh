@@ -12,7 +12,8 @@
 #      chromedriver) against `duplex --ui-dir` serving that build, with the
 #      server's push token and binary for `duplex push`; it saves
 #      screenshots to target/browser-tests/page.png, page-phone.png and
-#      page-rooms.png (two windows chatting, after a push);
+#      page-rooms.png (two windows chatting, after a push) and
+#      page-recovery.png (the page after a restart, recovered);
 #      Both servers share a real redis-server the harness starts on a free
 #      port (--redis): the restart tests then check that the page recovers
 #      what was published while its server was down. DUPLEX_HARNESS_REDIS=0
@@ -113,7 +114,13 @@ if [ -n "$update_screenshot" ]; then
     cp "$out/page.png" "$ROOT/docs/screenshot.png"
     cp "$out/page-phone.png" "$ROOT/docs/screenshot-phone.png"
     cp "$out/page-rooms.png" "$ROOT/docs/screenshot-rooms.png"
-    say "updated docs/screenshot.png, screenshot-phone.png and screenshot-rooms.png"
+    # The restart test's page: recovered (cluster variant) or warned (memory).
+    for shot in recovery history; do
+        if [ -f "$out/page-$shot.png" ]; then
+            cp "$out/page-$shot.png" "$ROOT/docs/screenshot-$shot.png"
+        fi
+    done
+    say "updated docs/screenshot.png, screenshot-phone.png, screenshot-rooms.png and the restart test's"
 fi
 
 printf '\n==> browser suites\n' >&2
