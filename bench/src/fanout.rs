@@ -119,6 +119,12 @@ pub struct FanoutOptions {
     /// /proc.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+
+    /// Another process whose CPU time in the window is reported, per
+    /// publish and per delivery (repeatable): a second instance, or the
+    /// redis-server instances share with --redis.
+    #[arg(long = "cpu-pid", value_name = "PID")]
+    pub cpu_pids: Vec<u32>,
 }
 
 /// Why a fan-out run could not be made.
@@ -204,6 +210,23 @@ pub struct FanoutReport {
     /// The server's CPU time in the window per delivery counted,
     /// microseconds (`--server-pid`).
     pub server_us_per_delivery: Option<f64>,
+    /// `--cpu-pid`: each process's CPU use in the window; absent without
+    /// it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cpu_pids: Vec<ProcessCpu>,
+}
+
+/// The CPU use of one `--cpu-pid` process in the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessCpu {
+    /// Its PID.
+    pub pid: u32,
+    /// Percent of one core.
+    pub percent: Option<f64>,
+    /// Its CPU time per publish in the window, microseconds.
+    pub us_per_publish: Option<f64>,
+    /// Its CPU time per delivery counted, microseconds.
+    pub us_per_delivery: Option<f64>,
 }
 
 /// One `--member-url` and the members that connected to it.
@@ -353,9 +376,19 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
         Some(pid) => Some(CpuMeter::start(Process::Pid(pid)).map_err(FanoutError::Cpu)?),
         None => None,
     };
+    let others = options
+        .cpu_pids
+        .iter()
+        .map(|&pid| CpuMeter::start(Process::Pid(pid)).map(|meter| (pid, meter)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(FanoutError::Cpu)?;
     tokio::time::sleep_until(end).await;
     let server_percent = server_cpu.as_ref().and_then(CpuMeter::percent);
     let server_used = server_cpu.as_ref().and_then(CpuMeter::used);
+    let others: Vec<_> = others
+        .iter()
+        .map(|(pid, meter)| (*pid, meter.percent(), meter.used()))
+        .collect();
     shared.stop.set(true);
     let expected_per_publish = total as u64;
     let drain_until = Instant::now() + options.drain;
@@ -419,6 +452,21 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
         server_us_per_delivery: server_used
             .filter(|_| delivered > 0)
             .map(|used| used.as_secs_f64() * 1e6 / delivered as f64),
+        cpu_pids: others
+            .into_iter()
+            .map(|(pid, percent, used)| {
+                let per = |count: u64| {
+                    used.filter(|_| count > 0)
+                        .map(|used| used.as_secs_f64() * 1e6 / count as f64)
+                };
+                ProcessCpu {
+                    pid,
+                    percent,
+                    us_per_publish: per(published),
+                    us_per_delivery: per(delivered),
+                }
+            })
+            .collect(),
     })
 }
 
@@ -598,6 +646,17 @@ impl FanoutReport {
             (Some(percent), None) => format!("server cpu {percent:.0}%\n"),
             _ => String::new(),
         };
+        let others: String = self
+            .cpu_pids
+            .iter()
+            .map(|cpu| {
+                let percent = cpu.percent.map_or("?".into(), |p| format!("{p:.0}%"));
+                let publish = cpu
+                    .us_per_publish
+                    .map_or("?".into(), |us| format!("{us:.1}"));
+                format!("pid {} cpu {percent} ({publish} µs per publish)\n", cpu.pid)
+            })
+            .collect();
         let spread = if self.member_urls.is_empty() {
             String::new()
         } else {
@@ -615,7 +674,7 @@ impl FanoutReport {
              published {}, delivered {} of {} ({:.0} deliveries/s), lost {}, reordered {}, dropped connections {}\n\
              delivery latency ms: p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  p99.9 {p999:.2}  max {max:.2}\n\
              wire: {:.0} B sent per publish, {:.0} B received per delivery (frames and their headers)\n\
-             {server}",
+             {server}{others}",
             self.receivers,
             self.publishers,
             self.publish_rate,
@@ -710,6 +769,7 @@ mod tests {
             wire: WireBytes::new(0, 0, 0),
             server_cpu_percent: None,
             server_us_per_delivery: None,
+            cpu_pids: Vec::new(),
         };
         assert!(!report.to_text().contains("members on"));
         let json = serde_json::to_value(&report).expect("serialises");
