@@ -8,7 +8,7 @@
 //!   delivery latency from the scheduled publish time to each member;
 //!   joins and deliveries of protocol 1 and 2 ([`rooms`]).
 //! - [`hold`]: N idle connections, and the server's memory per connection
-//!   ([`procfs`]).
+//!   ([`procfs`]); with `--join`, idle members of rooms ([`rooms`]).
 //! - [`report`]: the comparison table (medians, ratios) and chart from the
 //!   [`record`]s of many runs.
 //!
