@@ -55,6 +55,11 @@ pub enum ClientError {
     /// A compressed message from the server does not inflate (RFC 7692).
     #[error("bad compressed message from the server: {0}")]
     Inflate(#[from] InflateError),
+    /// The server answered a rooms command with a message that does not
+    /// belong there (an `error` instead of `joined`, say); the message as
+    /// it came.
+    #[error("unexpected answer from the server: {0}")]
+    Unexpected(String),
     /// Any other socket error.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
@@ -70,7 +75,7 @@ impl ClientError {
             Self::HandshakeStatus { .. } | Self::Handshake(_) => ErrorKind::Handshake,
             Self::Closed { .. } | Self::Eof => ErrorKind::Closed,
             Self::Mismatch(_) => ErrorKind::Mismatch,
-            Self::Protocol(_) | Self::Inflate(_) => ErrorKind::Protocol,
+            Self::Protocol(_) | Self::Inflate(_) | Self::Unexpected(_) => ErrorKind::Protocol,
             Self::Io(error) => match error.kind() {
                 io::ErrorKind::ConnectionReset
                 | io::ErrorKind::ConnectionAborted
@@ -96,7 +101,8 @@ pub enum ErrorKind {
     Closed,
     /// An echo differed from what was sent: the server is wrong.
     Mismatch,
-    /// The server broke the framing rules.
+    /// The server broke the framing rules, or answered a rooms command
+    /// with a message that does not belong there.
     Protocol,
     /// Another socket error.
     Io,

@@ -14,6 +14,12 @@
 //! at the start of their `text`; members read it back from the server's
 //! `message`. With `--deflate` every connection negotiates
 //! permessage-deflate; wire bytes are counted either way.
+//!
+//! With `--member-url` (repeatable) the receiving members are spread
+//! round-robin over those servers while the publishers stay on `--url`:
+//! instances that share one Redis (`duplex --redis`) measured as one
+//! Duplex. Each connection speaks the protocol version its server's
+//! `welcome` announces ([`crate::rooms`]).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -21,7 +27,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use clap::Args;
-use duplex_protocol::{ServerMessage, binary};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::task::{JoinSet, LocalSet};
@@ -31,6 +36,7 @@ use crate::error::ClientError;
 use crate::payload::{ChatJson, PayloadKind};
 use crate::procfs::{CpuMeter, Process};
 use crate::record::WireBytes;
+use crate::rooms;
 use crate::target::Target;
 use crate::ws::{Client, Message};
 use duplex_protocol::frame::OpCode;
@@ -43,9 +49,18 @@ const STAMP: usize = 20;
 #[derive(Debug, Clone, Args)]
 #[non_exhaustive]
 pub struct FanoutOptions {
-    /// The rooms endpoint of a Duplex server.
+    /// The rooms endpoint of a Duplex server: the publishers', and the
+    /// members' unless --member-url is given.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     pub url: Target,
+
+    /// Where the receiving members connect instead of --url; repeat it to
+    /// spread them round-robin (member i on the (i mod N)th URL). The
+    /// publishers stay on --url. Members split over two instances sharing
+    /// one Redis, publisher on the first: `--url ws://A/ws --member-url
+    /// ws://A/ws --member-url ws://B/ws`.
+    #[arg(long = "member-url", value_name = "URL")]
+    pub member_urls: Vec<Target>,
 
     /// Members that only receive.
     #[arg(short, long, default_value_t = 1000)]
@@ -104,6 +119,12 @@ pub struct FanoutOptions {
     /// /proc.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+
+    /// Another process whose CPU time in the window is reported, per
+    /// publish and per delivery (repeatable): a second instance, or the
+    /// redis-server instances share with --redis.
+    #[arg(long = "cpu-pid", value_name = "PID")]
+    pub cpu_pids: Vec<u32>,
 }
 
 /// Why a fan-out run could not be made.
@@ -143,6 +164,10 @@ pub enum FanoutError {
 pub struct FanoutReport {
     /// Receiving connections (members + publishers).
     pub receivers: usize,
+    /// `--member-url`, each with the members it got, in the order given;
+    /// absent without it (every connection on `url`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub member_urls: Vec<MemberUrl>,
     /// Publishing connections.
     pub publishers: usize,
     /// Scheduled publishes per second, all publishers together.
@@ -185,6 +210,40 @@ pub struct FanoutReport {
     /// The server's CPU time in the window per delivery counted,
     /// microseconds (`--server-pid`).
     pub server_us_per_delivery: Option<f64>,
+    /// `--cpu-pid`: each process's CPU use in the window; absent without
+    /// it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cpu_pids: Vec<ProcessCpu>,
+}
+
+/// The CPU use of one `--cpu-pid` process in the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessCpu {
+    /// Its PID.
+    pub pid: u32,
+    /// Percent of one core.
+    pub percent: Option<f64>,
+    /// Its CPU time per publish in the window, microseconds.
+    pub us_per_publish: Option<f64>,
+    /// Its CPU time per delivery counted, microseconds.
+    pub us_per_delivery: Option<f64>,
+}
+
+/// One `--member-url` and the members that connected to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberUrl {
+    /// The URL as given.
+    pub url: String,
+    /// Receiving members on it.
+    pub members: usize,
+}
+
+/// Which `--member-url` connection `index` uses: `Some(i)` for the i-th,
+/// `None` for `--url`. Connections `0..members` are the receiving members,
+/// spread round-robin over the `member_urls` URLs; the publishers, after
+/// them, stay on `--url`, as every connection does when there are none.
+fn member_url_of(index: usize, members: usize, member_urls: usize) -> Option<usize> {
+    (index < members && member_urls > 0).then(|| index % member_urls)
 }
 
 /// State every task shares (one thread: no atomics).
@@ -231,6 +290,10 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutReport, FanoutError> {
 
 async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError> {
     let addr = options.url.resolve().await.map_err(FanoutError::Resolve)?;
+    let mut member_addrs = Vec::with_capacity(options.member_urls.len());
+    for url in &options.member_urls {
+        member_addrs.push(url.resolve().await.map_err(FanoutError::Resolve)?);
+    }
     let total = options.members + options.publishers;
     let latency = Histogram::new(3)
         .map_err(|_| FanoutError::Options("cannot build the latency histogram"))?;
@@ -250,41 +313,32 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
 
     let joining = Instant::now();
     let mut clients = Vec::with_capacity(total);
+    let mut per_member_url = vec![0; options.member_urls.len()];
     for index in 0..total {
-        let join = |source| FanoutError::Join { index, source };
+        let join = |source| match source {
+            ClientError::Unexpected(answer) => FanoutError::JoinAnswer { index, answer },
+            source => FanoutError::Join { index, source },
+        };
+        let (url, addr) = match member_url_of(index, options.members, member_addrs.len()) {
+            Some(at) => {
+                per_member_url[at] += 1;
+                (&options.member_urls[at], member_addrs[at])
+            }
+            None => (&options.url, addr),
+        };
         let mut client = Client::connect(
             addr,
-            &options.url,
+            url,
             index as u64,
             options.size + 64,
             options.deflate.then_some(options.deflate_level),
         )
         .await
         .map_err(join)?;
-        let request = serde_json::json!({
-            "type": "join", "room": options.room, "name": format!("bench{index}")
-        });
-        client.send_text(&request.to_string()).await.map_err(join)?;
-        // The welcome, presence events, then our `joined`.
-        loop {
-            let message = client.recv().await.map_err(join)?;
-            let text = client.payload(&message);
-            match serde_json::from_slice::<ServerMessage>(text) {
-                Ok(ServerMessage::Joined { .. }) => break,
-                Ok(
-                    ServerMessage::Welcome { .. }
-                    | ServerMessage::MemberJoined { .. }
-                    | ServerMessage::MemberLeft { .. },
-                ) => {}
-                _ => {
-                    return Err(FanoutError::JoinAnswer {
-                        index,
-                        answer: String::from_utf8_lossy(text).into_owned(),
-                    });
-                }
-            }
-        }
-        clients.push(client);
+        let version = rooms::join(&mut client, &options.room, &format!("bench{index}"))
+            .await
+            .map_err(join)?;
+        clients.push((client, version));
         if (index + 1) % 1000 == 0 {
             eprintln!("joined {}/{total}", index + 1);
         }
@@ -293,7 +347,7 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
 
     let publishers = clients.split_off(options.members);
     let mut tasks = JoinSet::new();
-    for client in clients {
+    for (client, _) in clients {
         tasks.spawn_local(member(Rc::clone(&shared), client, options.publishers));
     }
     let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -303,10 +357,11 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
         ns(start + options.warmup + options.duration),
     );
     shared.window.set(window);
-    for (index, client) in publishers.into_iter().enumerate() {
+    for (index, (client, version)) in publishers.into_iter().enumerate() {
         tasks.spawn_local(publisher(
             Rc::clone(&shared),
             client,
+            version,
             index,
             options.clone(),
             // Spread the publishers over one interval.
@@ -321,9 +376,19 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
         Some(pid) => Some(CpuMeter::start(Process::Pid(pid)).map_err(FanoutError::Cpu)?),
         None => None,
     };
+    let others = options
+        .cpu_pids
+        .iter()
+        .map(|&pid| CpuMeter::start(Process::Pid(pid)).map(|meter| (pid, meter)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(FanoutError::Cpu)?;
     tokio::time::sleep_until(end).await;
     let server_percent = server_cpu.as_ref().and_then(CpuMeter::percent);
     let server_used = server_cpu.as_ref().and_then(CpuMeter::used);
+    let others: Vec<_> = others
+        .iter()
+        .map(|(pid, meter)| (*pid, meter.percent(), meter.used()))
+        .collect();
     shared.stop.set(true);
     let expected_per_publish = total as u64;
     let drain_until = Instant::now() + options.drain;
@@ -341,6 +406,15 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1e6;
     Ok(FanoutReport {
         receivers: total,
+        member_urls: options
+            .member_urls
+            .iter()
+            .zip(per_member_url)
+            .map(|(url, members)| MemberUrl {
+                url: url.to_string(),
+                members,
+            })
+            .collect(),
         publishers: options.publishers,
         publish_rate: options.rate * options.publishers as f64,
         size: options.size,
@@ -378,6 +452,21 @@ async fn run_local(options: &FanoutOptions) -> Result<FanoutReport, FanoutError>
         server_us_per_delivery: server_used
             .filter(|_| delivered > 0)
             .map(|used| used.as_secs_f64() * 1e6 / delivered as f64),
+        cpu_pids: others
+            .into_iter()
+            .map(|(pid, percent, used)| {
+                let per = |count: u64| {
+                    used.filter(|_| count > 0)
+                        .map(|used| used.as_secs_f64() * 1e6 / count as f64)
+                };
+                ProcessCpu {
+                    pid,
+                    percent,
+                    us_per_publish: per(published),
+                    us_per_delivery: per(delivered),
+                }
+            })
+            .collect(),
     })
 }
 
@@ -410,8 +499,7 @@ type Stamp = (u64, usize, u64);
 fn stamp_of(kind: PayloadKind, message: Message, payload: &[u8]) -> Option<Stamp> {
     match (kind, message.opcode) {
         (PayloadKind::Binary, OpCode::Binary) => {
-            let delivery = binary::decode_delivery(payload).ok()?;
-            let stamp = delivery.payload.get(..STAMP)?;
+            let stamp = rooms::delivery_payload(payload)?.get(..STAMP)?;
             let field = |range: std::ops::Range<usize>| {
                 let mut bytes = [0u8; 8];
                 bytes[..range.len()].copy_from_slice(&stamp[range]);
@@ -461,11 +549,13 @@ fn record(shared: &Shared, stamp: Stamp, wire: u64, last_seq: &mut [Option<u64>]
     }
 }
 
-/// Publishes at the fixed rate (stamped with the scheduled time) and reads
-/// its own deliveries like any member.
+/// Publishes at the fixed rate (stamped with the scheduled time) in its
+/// server's protocol `version`, and reads its own deliveries like any
+/// member.
 async fn publisher(
     shared: Rc<Shared>,
     mut client: Client,
+    version: u8,
     index: usize,
     options: FanoutOptions,
     first: Duration,
@@ -517,7 +607,7 @@ async fn publisher(
                 payload[..8].copy_from_slice(&scheduled.to_le_bytes());
                 payload[8..12].copy_from_slice(&(index as u32).to_le_bytes());
                 payload[12..20].copy_from_slice(&seq.to_le_bytes());
-                let Ok(frame) = binary::encode_publish(&options.room, &payload) else {
+                let Ok(frame) = rooms::encode_publish(version, &options.room, &payload) else {
                     break;
                 };
                 write.send_binary(&frame).await
@@ -556,13 +646,35 @@ impl FanoutReport {
             (Some(percent), None) => format!("server cpu {percent:.0}%\n"),
             _ => String::new(),
         };
+        let others: String = self
+            .cpu_pids
+            .iter()
+            .map(|cpu| {
+                let percent = cpu.percent.map_or("?".into(), |p| format!("{p:.0}%"));
+                let publish = cpu
+                    .us_per_publish
+                    .map_or("?".into(), |us| format!("{us:.1}"));
+                format!("pid {} cpu {percent} ({publish} µs per publish)\n", cpu.pid)
+            })
+            .collect();
+        let spread = if self.member_urls.is_empty() {
+            String::new()
+        } else {
+            let urls: Vec<String> = self
+                .member_urls
+                .iter()
+                .map(|url| format!("{} ({})", url.url, url.members))
+                .collect();
+            format!("members on {}; publishers on --url\n", urls.join(", "))
+        };
         format!(
             "fan-out: {} receivers in one room, {} publisher(s), {:.1} publishes/s, {} B {kind} payloads{deflate}\n\
+             {spread}\
              joined in {:.1} s; window {:.1} s\n\
              published {}, delivered {} of {} ({:.0} deliveries/s), lost {}, reordered {}, dropped connections {}\n\
              delivery latency ms: p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  p99.9 {p999:.2}  max {max:.2}\n\
              wire: {:.0} B sent per publish, {:.0} B received per delivery (frames and their headers)\n\
-             {server}",
+             {server}{others}",
             self.receivers,
             self.publishers,
             self.publish_rate,
@@ -579,5 +691,106 @@ impl FanoutReport {
             self.wire.sent_per_message,
             self.wire.received_per_message,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// `duplex-bench fanout`'s options alone.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: FanoutOptions,
+    }
+
+    fn options(args: &[&str]) -> FanoutOptions {
+        let argv = std::iter::once("fanout").chain(args.iter().copied());
+        Cli::try_parse_from(argv).expect("valid options").options
+    }
+
+    #[test]
+    fn members_go_round_robin_over_member_urls_and_publishers_stay_on_url() {
+        let options = options(&[
+            "--url",
+            "ws://a:1/ws",
+            "--member-url",
+            "ws://a:1/ws",
+            "--member-url",
+            "ws://b:2/ws",
+            "--members",
+            "5",
+            "--publishers",
+            "2",
+        ]);
+        let urls: Vec<String> = options.member_urls.iter().map(Target::to_string).collect();
+        assert_eq!(urls, ["ws://a:1/ws", "ws://b:2/ws"]);
+        let total = options.members + options.publishers;
+        let slots: Vec<Option<usize>> = (0..total)
+            .map(|index| member_url_of(index, options.members, options.member_urls.len()))
+            .collect();
+        // Members 0..5 alternate A, B; the two publishers are on --url.
+        assert_eq!(
+            slots,
+            [Some(0), Some(1), Some(0), Some(1), Some(0), None, None]
+        );
+    }
+
+    #[test]
+    fn without_member_urls_every_connection_is_on_url() {
+        let options = options(&["--members", "3"]);
+        assert!(options.member_urls.is_empty());
+        assert!((0..4).all(|index| member_url_of(index, 3, 0).is_none()));
+    }
+
+    #[test]
+    fn the_text_names_the_member_urls_only_when_there_are_some() {
+        let mut report = FanoutReport {
+            receivers: 3,
+            member_urls: Vec::new(),
+            publishers: 1,
+            publish_rate: 1.0,
+            size: 64,
+            payload: PayloadKind::Binary,
+            deflate: false,
+            join_secs: 0.1,
+            window_secs: 1.0,
+            published: 1,
+            delivered: 3,
+            expected: 3,
+            lost: 0,
+            reordered: 0,
+            delivered_per_sec: 3.0,
+            latency_ms: [1.0; 5],
+            dropped_connections: 0,
+            wire: WireBytes::new(0, 0, 0),
+            server_cpu_percent: None,
+            server_us_per_delivery: None,
+            cpu_pids: Vec::new(),
+        };
+        assert!(!report.to_text().contains("members on"));
+        let json = serde_json::to_value(&report).expect("serialises");
+        assert!(
+            json.get("member_urls").is_none(),
+            "unchanged without the flag"
+        );
+        report.member_urls = vec![
+            MemberUrl {
+                url: "ws://a:1/ws".into(),
+                members: 1,
+            },
+            MemberUrl {
+                url: "ws://b:2/ws".into(),
+                members: 1,
+            },
+        ];
+        assert!(
+            report
+                .to_text()
+                .contains("members on ws://a:1/ws (1), ws://b:2/ws (1); publishers on --url\n")
+        );
     }
 }

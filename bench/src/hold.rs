@@ -3,7 +3,10 @@
 //! server's resident memory grew per connection. With `--echo-first` each
 //! connection first sends one message and waits for its echo, so the
 //! figure is that of a connection that has been used and gone quiet.
+//! With `--join ROOM` (on `/ws`) each connection first joins a room, so
+//! the figure is that of an idle room member.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -64,6 +67,21 @@ pub struct HoldOptions {
     #[arg(long, default_value = "20", value_parser = parse_size, requires = "echo_first")]
     pub echo_size: usize,
 
+    /// Before holding, each connection joins this room (the URL must be a
+    /// Duplex rooms endpoint, `ws://HOST:PORT/ws`) and waits for `joined`:
+    /// memory per idle room member. Anything the room sends meanwhile
+    /// (presence events) is read and dropped. Give the server a
+    /// `--presence-limit` below the connections, or the first members read
+    /// an event for every later join.
+    #[arg(long, value_name = "ROOM", conflicts_with = "echo_first")]
+    pub join: Option<String>,
+
+    /// With --join: spread the connections round-robin over this many
+    /// rooms, ROOM-0 … ROOM-(N-1) (N = --connections: a room each). 1: all
+    /// in ROOM.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), requires = "join")]
+    pub rooms: u64,
+
     /// Result format, labels and what else to measure.
     #[command(flatten)]
     pub output: OutputOptions,
@@ -83,6 +101,9 @@ struct Shared {
     /// `--echo-size` with `--echo-first`: the message each connection
     /// sends before it is held.
     echo_first: Option<usize>,
+    /// `--join` and `--rooms`: the room each connection joins before it is
+    /// held.
+    join: Option<(String, u64)>,
 }
 
 /// Opens the connections, holds them, and returns the result.
@@ -113,6 +134,7 @@ async fn run_local(options: &HoldOptions, progress: &Progress) -> Result<RunReco
         all_attempted: Notify::new(),
         total,
         echo_first: options.echo_first.then_some(options.echo_size),
+        join: options.join.clone().map(|room| (room, options.rooms)),
     });
     let message_size = shared.echo_first.unwrap_or(0);
     let dialer = Rc::new(Dialer::new(
@@ -259,6 +281,12 @@ async fn hold_one(
             client = None;
         }
     }
+    if let (Some(open), Some((room, rooms))) = (client.as_mut(), shared.join.as_ref()) {
+        if let Err(error) = join_room(open, index, room, *rooms).await {
+            shared.recorder.borrow_mut().record_error(&error);
+            client = None;
+        }
+    }
     shared.attempted.set(shared.attempted.get() + 1);
     if shared.attempted.get() == shared.total {
         shared.all_attempted.notify_one();
@@ -284,6 +312,31 @@ async fn hold_one(
     }
 }
 
+/// Which room connection `index` joins: `room`, or with `rooms` above 1
+/// `room-(index mod rooms)`.
+fn room_of(room: &str, rooms: u64, index: usize) -> Cow<'_, str> {
+    if rooms <= 1 {
+        Cow::Borrowed(room)
+    } else {
+        Cow::Owned(format!("{room}-{}", index as u64 % rooms))
+    }
+}
+
+/// Joins connection `index` to its room ([`room_of`]), within the time an
+/// echo may take.
+async fn join_room(
+    client: &mut Client,
+    index: usize,
+    room: &str,
+    rooms: u64,
+) -> Result<(), ClientError> {
+    let (room, name) = (room_of(room, rooms, index), format!("hold{index}"));
+    tokio::time::timeout(ECHO_TIMEOUT, crate::rooms::join(client, &room, &name))
+        .await
+        .map_err(|_| ClientError::Timeout(ECHO_TIMEOUT))?
+        .map(drop)
+}
+
 /// Sends connection `index`'s `size`-byte message and checks its echo.
 async fn echo_once(client: &mut Client, index: usize, size: usize) -> Result<(), ClientError> {
     // Only the filler pattern depends on the id; wrapping is harmless.
@@ -298,4 +351,16 @@ async fn echo_once(client: &mut Client, index: usize, size: usize) -> Result<(),
     tokio::time::timeout(ECHO_TIMEOUT, round_trip)
         .await
         .map_err(|_| ClientError::Timeout(ECHO_TIMEOUT))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_join_one_room_or_spread_over_several() {
+        assert_eq!(room_of("r", 1, 7), "r");
+        let spread: Vec<_> = (0..4).map(|index| room_of("r", 3, index)).collect();
+        assert_eq!(spread, ["r-0", "r-1", "r-2", "r-0"]);
+    }
 }

@@ -5,9 +5,10 @@
 //!   echo checked byte for byte ([`payload`]); latency in HDR histograms
 //!   ([`stats`]).
 //! - [`fanout`]: rooms on Duplex's `/ws`: members × publishers × rate,
-//!   delivery latency from the scheduled publish time to each member.
+//!   delivery latency from the scheduled publish time to each member;
+//!   joins and deliveries of protocol 1 and 2 ([`rooms`]).
 //! - [`hold`]: N idle connections, and the server's memory per connection
-//!   ([`procfs`]).
+//!   ([`procfs`]); with `--join`, idle members of rooms ([`rooms`]).
 //! - [`report`]: the comparison table (medians, ratios) and chart from the
 //!   [`record`]s of many runs.
 //!
@@ -26,6 +27,7 @@ pub mod payload;
 pub mod procfs;
 pub mod record;
 pub mod report;
+pub mod rooms;
 pub mod stats;
 pub mod target;
 pub mod ws;
