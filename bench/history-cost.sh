@@ -16,6 +16,8 @@
 #
 # BASE: the directory of the old `duplex` (e.g. a0593a3 built in its own
 # worktree); BIN: the new `duplex` and `duplex-bench` (target/release).
+# PARTS ("fanout hold") picks what runs; HOLDS ("1 10000") the idle kinds:
+# N rooms for the 10,000 members, 0 for connections on /ws that join none.
 # Default 5 rounds (about 2 minutes each), OUT target/bench/history-DATE.
 # Prints the medians as markdown tables; every run's JSON stays in OUT.
 set -euo pipefail
@@ -37,6 +39,7 @@ for round in $(seq 1 "$rounds"); do
     # Alternate which goes first, so drift lands on both.
     order="base new"; [ $((round % 2)) -eq 0 ] && order="new base"
     for name in $order; do
+        [[ " ${PARTS:-fanout hold} " == *" fanout "* ]] || continue
         echo "round $round: $name fan-out" >&2
         start_duplex 0 "${server[$name]}" "$out/server-fanout-$name-$round.log" --workers 1 \
             --presence-limit 100 --max-connections 20000
@@ -46,13 +49,15 @@ for round in $(seq 1 "$rounds"); do
             || echo "  exit status $?" >&2
         stop "$pid"
     done
-    for rooms in 1 10000; do
+    [[ " ${PARTS:-fanout hold} " == *" hold "* ]] || continue
+    for rooms in ${HOLDS:-1 10000}; do
+        join=(--join bench --rooms "$rooms"); [ "$rooms" = 0 ] && join=()
         for name in $order; do
             echo "round $round: $name hold, 10,000 members of $rooms room(s)" >&2
             start_duplex 0 "${server[$name]}" "$out/server-hold$rooms-$name-$round.log" \
                 --workers 1 --presence-limit 100 --max-connections 30000 --ping-interval 1s
             taskset -c 1 "$bench" hold --url "ws://127.0.0.1:$port/ws" --connections 10000 \
-                --join bench --rooms "$rooms" --duration 2s --settle 3s --server-pid "$pid" \
+                "${join[@]}" --duration 2s --settle 3s --server-pid "$pid" \
                 --json >"$out/hold$rooms-$name-$round.json" 2>/dev/null \
                 || echo "  exit status $?" >&2
             stop "$pid"
@@ -97,7 +102,7 @@ for label, key in (("p50", lambda r: r["latency_ms"][0]), ("p99", lambda r: r["l
 print("\n")
 print("| idle members, 10,000 connections | runs | base KiB/conn | new KiB/conn | new − base (median of pairs) |")
 print("|---|---:|---:|---:|---:|")
-for rooms, label in ((1, "all in one room"), (10000, "a room each")):
+for rooms, label in ((0, "on /ws, no room"), (1, "all in one room"), (10000, "a room each")):
     per = {}
     for name in ("base", "new"):
         for f in glob.glob(os.path.join(out, f"hold{rooms}-{name}-*.json")):
