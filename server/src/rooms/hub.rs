@@ -206,9 +206,8 @@ impl Hub {
         })
     }
 
-    /// `room`'s entry here, created if it has none.
-    fn room_entry(&self, room: &str) -> Arc<Room> {
-        let mut rooms = self.rooms();
+    /// `room`'s entry in `rooms` (the locked map), created if it has none.
+    fn room_entry(&self, rooms: &mut HashMap<Arc<str>, Arc<Room>>, room: &str) -> Arc<Room> {
         match rooms.get(room) {
             Some(found) => Arc::clone(found),
             None => {
@@ -260,14 +259,7 @@ impl Hub {
         since: Option<&Position>,
     ) -> Result<Joined, JoinError> {
         let mut rooms = self.rooms();
-        let found = match rooms.get(room) {
-            Some(found) => Arc::clone(found),
-            None => {
-                let created = self.new_room(room);
-                rooms.insert(Arc::clone(&created.name), Arc::clone(&created));
-                created
-            }
-        };
+        let found = self.room_entry(&mut rooms, room);
         let mut members = found
             .members
             .write()
@@ -337,7 +329,7 @@ impl Hub {
         since: Option<&Position>,
     ) -> Result<Joined, JoinError> {
         loop {
-            let found = self.room_entry(room);
+            let found = self.room_entry(&mut self.rooms(), room);
             let mut delivered = found.turn.lock().await;
             if !self
                 .rooms()
