@@ -38,6 +38,19 @@ pub struct Config {
     #[arg(long, env = "DUPLEX_LISTEN", default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
 
+    /// TLS: the certificate chain (PEM, leaf first). With --tls-key, the
+    /// listener serves only TLS (wss://, https://) on the same port; a
+    /// plain client gets an HTTP 400 saying so. SIGHUP reloads both files
+    /// without dropping open connections; a bad new pair is logged and
+    /// the old one kept. Unset: plain ws:// (put a TLS proxy in front, or
+    /// set these, before serving the internet).
+    #[arg(long, env = "DUPLEX_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS: the private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "DUPLEX_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Most WebSocket connections open at once. Over it, upgrade requests get
     /// HTTP 503 with Retry-After instead of a silent drop. Each connection
     /// costs a file descriptor and a few KiB; the binary raises its soft
@@ -258,6 +271,8 @@ impl Default for Config {
         let count = |s: &str| s.parse::<usize>().expect("default count parses");
         Self {
             listen: defaults::LISTEN.parse().expect("default address parses"),
+            tls_cert: None,
+            tls_key: None,
             max_connections: defaults::MAX_CONNECTIONS
                 .parse()
                 .expect("default count parses"),
@@ -347,6 +362,9 @@ impl Config {
             if !url.starts_with("redis://") {
                 return Err(ConfigError::RedisUrl(url.clone()));
             }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::TlsHalfPair);
         }
         if self.push_token.as_deref() == Some("") {
             return Err(ConfigError::EmptyPushToken);
@@ -513,6 +531,9 @@ pub enum ConfigError {
     /// The binary frame header stores a room name's length in one byte.
     #[error("--max-room-len ({0}) must be at most 255: the binary header has one byte for it")]
     RoomLenOverHeader(usize),
+    /// TLS needs both the certificate and its key.
+    #[error("--tls-cert and --tls-key go together: set both, or neither for plain ws://")]
+    TlsHalfPair,
     /// An empty token would let anyone push; leave it unset to disable.
     #[error("--push-token is empty: unset it to disable the push API")]
     EmptyPushToken,

@@ -15,6 +15,9 @@ pub enum Error {
     /// `--redis` could not be used at start.
     #[error("cannot join the cluster")]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// `--tls-cert`/`--tls-key` could not be loaded at start.
+    #[error("cannot load the TLS certificate")]
+    Tls(#[from] crate::tls::TlsError),
     /// The listener's local address could not be read.
     #[error("cannot read the listening address")]
     LocalAddr(#[source] io::Error),

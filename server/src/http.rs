@@ -17,7 +17,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tower_http::services::ServeDir;
 use tracing::{debug, warn};
@@ -27,6 +29,8 @@ use duplex_protocol::deflate::{self, Agreement};
 use crate::config::Deflate;
 use crate::connection::{self, Service};
 use crate::state::AppState;
+use crate::tls::{self, Tls};
+use crate::transport::Transport;
 
 /// Response bodies: small whole ones, or files streamed from `--ui-dir`.
 pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -34,11 +38,42 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 /// The only WebSocket protocol version (RFC 6455, section 4.1).
 const WEBSOCKET_VERSION: &str = "13";
 
-/// Serves the HTTP phase of one TCP connection: plain requests until the
-/// client upgrades, hangs up, or the handshake timeout ends the phase.
+/// What a client that speaks plain HTTP (or ws://) to the TLS port gets:
+/// an answer it can read, rather than a TLS alert it cannot.
+const NOT_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+    Content-Type: text/plain; charset=utf-8\r\n\
+    Connection: close\r\n\
+    Content-Length: 46\r\n\r\n\
+    This port speaks TLS: use https:// or wss://.\n";
+
+/// How long a plain client on the TLS port has to read [`NOT_TLS`] before
+/// the connection is dropped.
+const NOT_TLS_LINGER: Duration = Duration::from_secs(1);
+
+/// Serves the HTTP phase of one TCP connection (after the TLS handshake,
+/// with `--tls-cert`): plain requests until the client upgrades, hangs up,
+/// or the handshake timeout (TLS included) ends the phase.
 pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<AppState>) {
     let timeout = shared.config.handshake_timeout;
+    let deadline = Instant::now() + timeout;
     let shutdown = shared.shutdown.clone();
+    let transport = match &shared.tls {
+        None => Transport::plain(tcp),
+        Some(tls) => {
+            let accepted = tokio::select! {
+                accepted = tokio::time::timeout_at(deadline, accept_tls(tcp, peer, tls)) => accepted,
+                () = shutdown.cancelled() => return,
+            };
+            match accepted {
+                Ok(Some(transport)) => transport,
+                Ok(None) => return,
+                Err(_elapsed) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
     let service = {
         let shared = Arc::clone(&shared);
         service_fn(move |request| {
@@ -49,15 +84,46 @@ pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<AppState
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(transport), service)
         .with_upgrades();
     tokio::select! {
-        result = tokio::time::timeout(timeout, connection) => match result {
+        result = tokio::time::timeout_at(deadline, connection) => match result {
             Ok(Ok(())) => {}
             Ok(Err(error)) => debug!(%peer, %error, "HTTP connection failed"),
             Err(_elapsed) => debug!(%peer, "HTTP phase timed out"),
         },
         () = shutdown.cancelled() => {}
+    }
+}
+
+/// The TLS handshake, or for a client that sent something else first
+/// (plain HTTP, ws://), the [`NOT_TLS`] answer and `None`.
+async fn accept_tls(mut tcp: TcpStream, peer: SocketAddr, tls: &Tls) -> Option<Transport> {
+    let mut first = [0u8; 1];
+    match tcp.peek(&mut first).await {
+        Ok(0) | Err(_) => return None,
+        Ok(_) => {}
+    }
+    if !tls::starts_handshake(first[0]) {
+        debug!(%peer, "plain bytes on the TLS port: answered 400");
+        // Written, then the request read and dropped for a moment: closing
+        // with unread input would reset the connection before the client
+        // reads the answer.
+        if tcp.write_all(NOT_TLS).await.is_ok() && tcp.shutdown().await.is_ok() {
+            let mut sink = [0u8; 4096];
+            let _ = tokio::time::timeout(NOT_TLS_LINGER, async {
+                while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
+        }
+        return None;
+    }
+    match tls.acceptor().accept(tcp).await {
+        Ok(stream) => Some(Transport::Tls(Box::new(stream))),
+        Err(error) => {
+            debug!(%peer, %error, "TLS handshake failed");
+            None
+        }
     }
 }
 

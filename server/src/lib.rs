@@ -33,9 +33,12 @@ mod state;
 mod stats;
 mod tasks;
 pub mod telemetry;
+mod tls;
+mod transport;
 mod wire;
 
 pub use cluster::ClusterError;
 pub use config::{Config, ConfigError, Deflate, LogFormat, parse_size};
 pub use error::Error;
 pub use server::run;
+pub use tls::TlsError;

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
 use redis::PushInfo;
@@ -17,6 +18,7 @@ use crate::cluster::{Cluster, Settings};
 use crate::config::Config;
 use crate::error::Error;
 use crate::state::AppState;
+use crate::tls::Tls;
 
 /// First pause after an accept error that is not about one connection
 /// (EMFILE, ENFILE, ENOBUFS, ENOMEM): the condition usually lasts a moment,
@@ -41,6 +43,10 @@ pub async fn run(
     config.validate()?;
     let local = listener.local_addr().map_err(Error::LocalAddr)?;
     let grace = config.shutdown_grace;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::load(cert, key)?),
+        _ => None,
+    };
     let (cluster, pushes) = match &config.redis {
         Some(url) => {
             let settings = Settings {
@@ -54,13 +60,18 @@ pub async fn run(
         }
         None => (None, None),
     };
-    let shared = Arc::new(AppState::new(config, cluster));
-    info!(%local, "listening: echo on ws://{local}/ and ws://{local}/echo, rooms on ws://{local}/ws, health on http://{local}/healthz");
+    let shared = Arc::new(AppState::new(config, cluster, tls));
+    let (ws, http) = match &shared.tls {
+        Some(_) => ("wss", "https"),
+        None => ("ws", "http"),
+    };
+    info!(%local, "listening: echo on {ws}://{local}/ and {ws}://{local}/echo, rooms on {ws}://{local}/ws, health on {http}://{local}/healthz");
 
     tokio::select! {
         () = accept_loop(&listener, &shared) => {}
         () = shared.hub.sweep_history() => {}
         () = follow(&shared, pushes) => {}
+        () = hangups(&shared) => {}
         () = shutdown => {}
     }
     drop(listener);
@@ -99,6 +110,33 @@ async fn follow(shared: &AppState, pushes: Option<UnboundedReceiver<PushInfo>>) 
         Some(pushes) => shared.hub.follow_cluster(pushes).await,
         None => std::future::pending().await,
     }
+}
+
+/// SIGHUP, forever: reloads the TLS certificate and key, or with no TLS
+/// only says it was ignored (its default action would end the process).
+/// Open connections are not touched either way.
+async fn hangups(shared: &AppState) {
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(error) => {
+            warn!(%error, "cannot listen for SIGHUP: certificate reloads need a restart");
+            return std::future::pending().await;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        match &shared.tls {
+            Some(tls) => match tls.reload() {
+                Ok(()) => {
+                    info!(cert = %tls.cert_path().display(), "SIGHUP: TLS certificate reloaded")
+                }
+                Err(error) => {
+                    error!(%error, "SIGHUP: TLS certificate not reloaded; keeping the one in use")
+                }
+            },
+            None => info!("SIGHUP ignored: no TLS certificate to reload"),
+        }
+    }
+    std::future::pending().await
 }
 
 /// Accepts connections forever; each gets its own task.

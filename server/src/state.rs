@@ -1,6 +1,6 @@
 //! The application state every connection shares: configuration, the
 //! connection-limit semaphore, counters, the shutdown signal, the tasks,
-//! the UI's files and the rooms hub. Built once by `run`; the HTTP layer,
+//! the UI's files, the rooms hub and the listener's TLS. Built once by `run`; the HTTP layer,
 //! the API and every connection reach it through an `Arc`.
 
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::rooms::{Engine, Hub};
 use crate::stats::ServerStats;
 use crate::tasks::Tasks;
+use crate::tls::Tls;
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -35,12 +36,14 @@ pub(crate) struct AppState {
     pub(crate) ui: Option<ServeDir>,
     /// Every room of `/ws`, also reached by the push API.
     pub(crate) hub: Arc<Hub>,
+    /// The listener's TLS, with `--tls-cert`; `None` serves plain TCP.
+    pub(crate) tls: Option<Tls>,
 }
 
 impl AppState {
     /// The state for a server with this (validated) configuration; its
     /// rooms live in `cluster` if there is one.
-    pub(crate) fn new(config: Config, cluster: Option<Arc<Cluster>>) -> Self {
+    pub(crate) fn new(config: Config, cluster: Option<Arc<Cluster>>, tls: Option<Tls>) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(config.max_connections)),
             stats: ServerStats::new(),
@@ -55,6 +58,7 @@ impl AppState {
                     None => Engine::memory(config.history_size, config.history_ttl),
                 },
             )),
+            tls,
             config,
         }
     }

@@ -20,7 +20,6 @@ use duplex_protocol::deflate::Agreement;
 use futures_util::{FutureExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
@@ -37,6 +36,7 @@ use crate::keepalive::{Due, Keepalive};
 use crate::rooms;
 use crate::state::AppState;
 use crate::stats::Traffic;
+use crate::transport::Transport;
 use crate::wire::{Inflate, Wire};
 
 mod close_handshake;
@@ -80,14 +80,14 @@ pub(crate) async fn serve(
         }
     };
     let config = Some(shared.config.websocket());
-    // Unwrap hyper's boxed IO back into the TcpStream so reads and writes
+    // Unwrap hyper's boxed IO back into the Transport so reads and writes
     // are direct calls; keep whatever hyper had read past the request.
-    let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+    let parts = match upgraded.downcast::<TokioIo<Transport>>() {
         Ok(parts) => parts,
         Err(_) => {
             // Only happens if http.rs serves something other than a
-            // TcpStream, a bug: refuse rather than run a slower path.
-            warn!(%peer, "upgraded connection is not a TCP stream; closing it");
+            // Transport, a bug: refuse rather than run a slower path.
+            warn!(%peer, "upgraded connection is not a Transport; closing it");
             return;
         }
     };
@@ -188,7 +188,7 @@ impl<'a> Session<'a> {
             Service::Rooms => {
                 // Deliveries go straight to the socket while we wait with
                 // nothing to write (wire::shared, rooms::outbox).
-                let socket = Some(Arc::clone(ws.get_ref().socket()));
+                let socket = ws.get_ref().socket().cloned();
                 let client = rooms::Client::new(
                     Arc::clone(&shared.hub),
                     rooms::Limits::new(config),

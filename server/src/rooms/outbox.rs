@@ -375,8 +375,8 @@ mod tests {
             .await
             .expect("connect");
         let (tcp, _) = listener.accept().await.expect("accept");
-        let mut wire = crate::wire::Wire::new(tcp, 1024, &[]);
-        let outbox = Arc::new(Outbox::new(8, 8, Some(Arc::clone(wire.socket())), None));
+        let mut wire = crate::wire::Wire::new(crate::transport::Transport::plain(tcp), 1024, &[]);
+        let outbox = Arc::new(Outbox::new(8, 8, wire.socket().cloned(), None));
         wire.share_with(Arc::clone(&outbox) as _);
         outbox.release(); // the session's start-up writes are done
 

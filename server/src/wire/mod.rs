@@ -48,6 +48,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::transport::Transport;
+
 pub(crate) use frame::{DataOpcode, Frame};
 pub(crate) use inflate::Inflate;
 use shared::TurnKeeper;
@@ -59,13 +61,13 @@ use frame_scan::FrameScan;
 /// batch there with their neighbours.
 pub(crate) const DIRECT_WRITE_MIN: usize = 4 * 1024;
 
-/// A `TcpStream` that remembers whether it has read anything since the
-/// last [`Wire::take_heard`], reads ahead into a buffer of its own, and
-/// never leaves a frame cut short.
+/// A stream (plain TCP or TLS, [`Transport`]) that remembers whether it
+/// has read anything since the last [`Wire::take_heard`], reads ahead into
+/// a buffer of its own, and never leaves a frame cut short.
 #[derive(Debug)]
 pub(crate) struct Wire {
-    /// Shared with the hub, for a rooms connection.
-    tcp: Arc<TcpStream>,
+    /// A plain socket is shared with the hub, for a rooms connection.
+    transport: Transport,
     /// Who keeps the socket's turn, when the socket is shared.
     keeper: Option<Arc<dyn TurnKeeper>>,
     /// The rest of a frame partly written (by us, or by the hub before we
@@ -98,19 +100,19 @@ pub(crate) struct Wire {
 impl Wire {
     /// `early`: bytes the HTTP layer read past the upgrade request, the
     /// start of the WebSocket stream.
-    pub(crate) fn new(tcp: TcpStream, read_size: usize, early: &[u8]) -> Self {
-        Self::on(Arc::new(tcp), read_size, BytesMut::from(early))
+    pub(crate) fn new(transport: Transport, read_size: usize, early: &[u8]) -> Self {
+        Self::on(transport, read_size, BytesMut::from(early))
     }
 
     /// A Wire on the same socket, holding nothing, to stand in while this
     /// one moves to a new codec ([`Wire::codec_worth_renewing`]).
     pub(crate) fn stand_in(&self) -> Self {
-        Self::on(Arc::clone(&self.tcp), self.read_size, BytesMut::new())
+        Self::on(self.transport.stand_in(), self.read_size, BytesMut::new())
     }
 
-    fn on(tcp: Arc<TcpStream>, read_size: usize, ahead: BytesMut) -> Self {
+    fn on(transport: Transport, read_size: usize, ahead: BytesMut) -> Self {
         Self {
-            tcp,
+            transport,
             keeper: None,
             rest: VecDeque::new(),
             tungstenite_owes: false,
@@ -144,9 +146,10 @@ impl Wire {
         self.scan.reset_large();
     }
 
-    /// The socket, for the hub to write to.
-    pub(crate) fn socket(&self) -> &Arc<TcpStream> {
-        &self.tcp
+    /// The socket, for the hub to write to; `None` for TLS, whose bytes
+    /// only the session's own writes may encrypt.
+    pub(crate) fn socket(&self) -> Option<&Arc<TcpStream>> {
+        self.transport.socket()
     }
 
     /// From now on the socket is shared: `keeper` keeps its turn.
@@ -198,7 +201,7 @@ impl Wire {
         {
             return Poll::Ready(Ok(()));
         }
-        self.tcp.poll_read_ready(cx)
+        self.transport.poll_read_ready(cx)
     }
 
     /// Whether a read would find input right now: bytes read ahead, or a
@@ -226,10 +229,7 @@ impl AsyncRead for Wire {
             }
             this.ahead.reserve(this.read_size);
             // Into the uninitialised spare capacity: no zeroing.
-            let read = poll_io(&this.tcp, cx, TcpStream::poll_read_ready, |tcp| {
-                tcp.try_read_buf(&mut this.ahead)
-            });
-            match ready!(read)? {
+            match ready!(this.transport.poll_read_buf(cx, &mut this.ahead))? {
                 0 => return Poll::Ready(Ok(())), // end of stream
                 _ => this.heard = true,
             }
@@ -265,10 +265,7 @@ impl Wire {
         if room.is_empty() {
             return Poll::Ready(Ok(()));
         }
-        let read = poll_io(&self.tcp, cx, TcpStream::poll_read_ready, |tcp| {
-            tcp.try_read(&mut *room)
-        });
-        let n = ready!(read)?;
+        let n = ready!(self.transport.poll_read(cx, room))?;
         if n == 0 {
             return Poll::Ready(Ok(())); // end of stream
         }
@@ -326,20 +323,14 @@ impl Wire {
             // read more.
             if self.reading_ahead || !self.ahead.is_empty() {
                 self.ahead.reserve(self.read_size);
-                let read = poll_io(&self.tcp, cx, TcpStream::poll_read_ready, |tcp| {
-                    tcp.try_read_buf(&mut self.ahead)
-                });
-                if ready!(read)? == 0 {
+                if ready!(self.transport.poll_read_buf(cx, &mut self.ahead))? == 0 {
                     return Poll::Ready(Ok(())); // end of stream
                 }
                 self.heard = true;
                 continue;
             }
             let mut stack = [0u8; crate::config::FRAME_CHUNK];
-            let read = poll_io(&self.tcp, cx, TcpStream::poll_read_ready, |tcp| {
-                tcp.try_read(&mut stack)
-            });
-            let n = ready!(read)?;
+            let n = ready!(self.transport.poll_read(cx, &mut stack))?;
             if n == 0 {
                 return Poll::Ready(Ok(())); // end of stream
             }
@@ -366,10 +357,10 @@ impl Wire {
         &mut self,
         cx: &mut Context<'_>,
         len: usize,
-        write: impl FnMut(&TcpStream) -> io::Result<usize>,
+        write: impl FnOnce(&mut Transport, &mut Context<'_>) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
         ready!(self.poll_write_rest(cx))?;
-        let written = ready!(poll_io(&self.tcp, cx, TcpStream::poll_write_ready, write))?;
+        let written = ready!(write(&mut self.transport, cx))?;
         self.tungstenite_owes |= written < len;
         Poll::Ready(Ok(written))
     }
@@ -386,7 +377,9 @@ impl AsyncWrite for Wire {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.get_mut()
-            .poll_write_for_tungstenite(cx, buf.len(), |tcp| tcp.try_write(buf))
+            .poll_write_for_tungstenite(cx, buf.len(), |transport, cx| {
+                transport.poll_write(cx, buf)
+            })
     }
 
     fn poll_write_vectored(
@@ -396,15 +389,16 @@ impl AsyncWrite for Wire {
     ) -> Poll<io::Result<usize>> {
         let total = bufs.iter().map(|buf| buf.len()).sum();
         self.get_mut()
-            .poll_write_for_tungstenite(cx, total, |tcp| tcp.try_write_vectored(bufs))
+            .poll_write_for_tungstenite(cx, total, |transport, cx| transport.poll_writev(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
         true
     }
 
-    /// TCP has nothing to flush. tungstenite calls this only once its whole
-    /// buffer is written (`tungstenite_behaviour`), so it owes nothing now.
+    /// tungstenite calls this only once its whole buffer is written
+    /// (`tungstenite_behaviour`), so it owes nothing now. TCP has nothing
+    /// to flush; TLS writes out what it holds encrypted.
     #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
@@ -415,33 +409,13 @@ impl AsyncWrite for Wire {
         if !this.rest.is_empty() {
             ready!(this.poll_write_rest(cx))?;
         }
-        Poll::Ready(Ok(()))
+        this.transport.poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_write_rest(cx))?;
-        // The socket is shared, so no `&mut TcpStream` to call its own.
-        let socket = socket2::SockRef::from(&*this.tcp);
-        Poll::Ready(socket.shutdown(std::net::Shutdown::Write))
-    }
-}
-
-/// One non-blocking operation on the shared socket, retried until it does
-/// not report `WouldBlock` (readiness is cleared by the failed attempt, so
-/// the retry waits for the next readiness event).
-fn poll_io<T>(
-    tcp: &TcpStream,
-    cx: &mut Context<'_>,
-    poll_ready: fn(&TcpStream, &mut Context<'_>) -> Poll<io::Result<()>>,
-    mut operation: impl FnMut(&TcpStream) -> io::Result<T>,
-) -> Poll<io::Result<T>> {
-    loop {
-        ready!(poll_ready(tcp, cx))?;
-        match operation(tcp) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return Poll::Ready(result),
-        }
+        this.transport.poll_shutdown(cx)
     }
 }
 
@@ -461,7 +435,7 @@ mod tests {
         let address = listener.local_addr().expect("address");
         let mut peer = TcpStream::connect(address).await.expect("connect");
         let (tcp, _) = listener.accept().await.expect("accept");
-        let mut wire = Wire::new(tcp, 16 * 1024, &[]);
+        let mut wire = Wire::new(Transport::plain(tcp), 16 * 1024, &[]);
         let mut buf = [0u8; FRAME_CHUNK];
 
         peer.write_all(&[7; 26]).await.expect("write");

@@ -16,11 +16,10 @@ use std::future::poll_fn;
 use std::io;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes};
-use tokio::net::TcpStream;
-
 use super::Wire;
 use super::frame::{DataOpcode, Frame, frame_header};
+use crate::transport::Transport;
+use bytes::{Buf, Bytes};
 
 /// Most buffers handed to one vectored write (Linux allows 1024). The
 /// `IoSlice` array lives on the stack of one poll, never in a future: kept
@@ -40,10 +39,10 @@ impl Wire {
             loop {
                 ready!(self.poll_write_rest(cx))?;
                 if frames.is_empty() {
-                    return Poll::Ready(Ok(()));
+                    return self.transport.poll_flush(cx);
                 }
                 let (slices, n) = io_slices(frames.iter().map(|frame| &frame.bytes()[..]));
-                let written = ready!(self.poll_writev(cx, &slices[..n]))?;
+                let written = ready!(writev(&mut self.transport, cx, &slices[..n]))?;
                 // Step past whole frames; the rest of a cut one is kept.
                 let mut written = written;
                 while let Some(frame) = frames.first() {
@@ -81,10 +80,10 @@ impl Wire {
             loop {
                 ready!(self.poll_write_rest(cx))?;
                 if started {
-                    return Poll::Ready(Ok(()));
+                    return self.transport.poll_flush(cx);
                 }
                 let slices = [io::IoSlice::new(header), io::IoSlice::new(&payload)];
-                let written = ready!(self.poll_writev(cx, &slices))?;
+                let written = ready!(writev(&mut self.transport, cx, &slices))?;
                 started = true;
                 if written < header.len() {
                     // Rare: the socket took less than a header.
@@ -118,7 +117,7 @@ impl Wire {
     fn poll_write_rest_now(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.rest.is_empty() {
             let (slices, n) = io_slices(self.rest.iter().map(|part| &part[..]));
-            let written = ready!(self.poll_writev(cx, &slices[..n]))?;
+            let written = ready!(writev(&mut self.transport, cx, &slices[..n]))?;
             let mut written = written;
             while let Some(first) = self.rest.front_mut() {
                 if written < first.len() {
@@ -131,25 +130,20 @@ impl Wire {
         }
         Poll::Ready(Ok(()))
     }
+}
 
-    /// One vectored write, retried until the socket is not `WouldBlock`.
-    /// Fails with `WriteZero` if nothing could be written.
-    fn poll_writev(
-        &self,
-        cx: &mut Context<'_>,
-        slices: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let written = ready!(super::poll_io(
-            &self.tcp,
-            cx,
-            TcpStream::poll_write_ready,
-            |tcp| tcp.try_write_vectored(slices)
-        ))?;
-        if written == 0 && slices.iter().any(|slice| !slice.is_empty()) {
-            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-        }
-        Poll::Ready(Ok(written))
+/// One vectored write (retried until the socket is not `WouldBlock`).
+/// Fails with `WriteZero` if nothing could be written.
+fn writev(
+    transport: &mut Transport,
+    cx: &mut Context<'_>,
+    slices: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let written = ready!(transport.poll_writev(cx, slices))?;
+    if written == 0 && slices.iter().any(|slice| !slice.is_empty()) {
+        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
     }
+    Poll::Ready(Ok(written))
 }
 
 /// The first [`MAX_IOVECS`] of `parts` as an array of `IoSlice`s on the
@@ -168,14 +162,14 @@ fn io_slices<'a>(parts: impl Iterator<Item = &'a [u8]>) -> ([io::IoSlice<'a>; MA
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     async fn pair() -> (Wire, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let peer = TcpStream::connect(address).await.expect("connect");
         let (tcp, _) = listener.accept().await.expect("accept");
-        (Wire::new(tcp, 1024, &[]), peer)
+        (Wire::new(Transport::plain(tcp), 1024, &[]), peer)
     }
 
     /// More frames than one vectored write takes, and more bytes than the

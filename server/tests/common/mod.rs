@@ -19,6 +19,7 @@ pub mod deflate;
 pub mod process;
 pub mod redis;
 pub mod rooms;
+pub mod tls;
 
 use duplex_protocol::frame::{self, Header, OpCode};
 use duplex_server::{Config, Error};
