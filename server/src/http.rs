@@ -136,6 +136,7 @@ async fn route(
     let path = request.uri().path();
     match (path, &shared.ui) {
         ("/healthz", _) => health(request.method(), shared),
+        ("/metrics", _) => metrics(request.method(), shared),
         ("/echo", _) => upgrade(request, peer, Service::Echo, shared),
         ("/ws", _) => upgrade(request, peer, Service::Rooms, shared),
         (api, _) if api.starts_with("/api/") => crate::api::handle(request, shared).await,
@@ -169,6 +170,24 @@ fn health(method: &Method, shared: &AppState) -> Response<Body> {
     }
     let redis = shared.hub.cluster().map(|cluster| cluster.is_up());
     json(StatusCode::OK, &shared.stats.health(redis))
+}
+
+/// `GET /metrics`: the Prometheus text ([`crate::metrics`]).
+fn metrics(method: &Method, shared: &AppState) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return method_not_allowed("GET, HEAD");
+    }
+    let (rooms, members) = shared.hub.counts_here();
+    let redis = shared.hub.cluster().map(|cluster| cluster.is_up());
+    let text = shared.stats.metrics.render(rooms, members, redis);
+    let mut response = Response::new(full(Bytes::from(text)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// A JSON answer that no cache keeps (`/healthz`, `/api/*`).
@@ -248,6 +267,10 @@ fn upgrade(
     };
     let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
         debug!(%peer, "connection limit reached");
+        shared
+            .stats
+            .metrics
+            .refused(StatusCode::SERVICE_UNAVAILABLE.as_u16());
         let mut response = text(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many connections: try again later\n",

@@ -25,6 +25,7 @@ mod echo;
 mod error;
 mod http;
 mod keepalive;
+mod metrics;
 pub mod push;
 mod rooms;
 mod server;

@@ -46,7 +46,7 @@ impl AppState {
     pub(crate) fn new(config: Config, cluster: Option<Arc<Cluster>>, tls: Option<Tls>) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(config.max_connections)),
-            stats: ServerStats::new(),
+            stats: ServerStats::new(cluster.is_some()),
             shutdown: CancellationToken::new(),
             stopping: AtomicBool::new(false),
             tasks: Arc::new(Tasks::default()),

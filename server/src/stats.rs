@@ -1,37 +1,38 @@
-//! Counters: server-wide gauges for `/healthz`, and the per-connection
-//! tallies that make up the log line written when a connection ends.
+//! Counters: the server's metrics with what `/healthz` shows, and each
+//! connection's traffic, counted into both its log line and the metrics.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
 
-/// Server-wide counters, shared by every connection task.
+use crate::connection::Service;
+use crate::metrics::{Metrics, OpenConnection, ServiceCounters};
+
+/// Server-wide counters, shared by every connection task: the metrics
+/// of `/metrics`, and what `/healthz` adds (the uptime).
 #[derive(Debug)]
 pub(crate) struct ServerStats {
     /// When the server started, for the uptime in `/healthz`.
     started: Instant,
-    /// WebSocket connections open now.
-    open: AtomicUsize,
-    /// WebSocket connections accepted since start.
-    total: AtomicU64,
+    /// Everything `/metrics` exports; `/healthz` reads its connection
+    /// counts.
+    pub(crate) metrics: Metrics,
 }
 
 impl ServerStats {
-    pub(crate) fn new() -> Self {
+    /// `redis`: whether the server runs in a cluster.
+    pub(crate) fn new(redis: bool) -> Self {
         Self {
             started: Instant::now(),
-            open: AtomicUsize::new(0),
-            total: AtomicU64::new(0),
+            metrics: Metrics::new(redis),
         }
     }
 
-    /// Counts a WebSocket connection as open until the guard is dropped, so
-    /// the gauge stays right whichever way the connection's task ends.
-    pub(crate) fn open_connection(&self) -> OpenGuard<'_> {
-        self.open.fetch_add(1, Ordering::Relaxed);
-        self.total.fetch_add(1, Ordering::Relaxed);
-        OpenGuard(self)
+    /// Counts a WebSocket connection of `service` as open until the guard
+    /// is dropped, so the gauge stays right whichever way the connection's
+    /// task ends.
+    pub(crate) fn open_connection(&self, service: Service) -> OpenConnection {
+        self.metrics.open_connection(service)
     }
 
     /// A snapshot for `/healthz`; `redis`: whether the cluster's Redis is
@@ -48,18 +49,9 @@ impl ServerStats {
             redis: redis.map(|up| if up { "up" } else { "down" }),
             version: env!("CARGO_PKG_VERSION"),
             uptime_secs: self.started.elapsed().as_secs(),
-            connections: self.open.load(Ordering::Relaxed),
-            connections_total: self.total.load(Ordering::Relaxed),
+            connections: self.metrics.connections_open(),
+            connections_total: self.metrics.connections_total(),
         }
-    }
-}
-
-/// Decrements the open-connection gauge on drop.
-pub(crate) struct OpenGuard<'a>(&'a ServerStats);
-
-impl Drop for OpenGuard<'_> {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -72,27 +64,47 @@ pub(crate) struct Health {
     redis: Option<&'static str>,
     version: &'static str,
     uptime_secs: u64,
-    connections: usize,
+    connections: u64,
     connections_total: u64,
 }
 
-/// What one connection did, logged when it ends.
+/// What one connection did so far, for its log line.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Traffic {
+pub(crate) struct Tally {
     pub(crate) messages_in: u64,
     pub(crate) bytes_in: u64,
     pub(crate) messages_out: u64,
     pub(crate) bytes_out: u64,
 }
 
+/// A connection's traffic: its own tally, and the server's counters of its
+/// service, moved together.
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    pub(crate) tally: Tally,
+    live: ServiceCounters,
+}
+
 impl Traffic {
-    pub(crate) fn received(&mut self, len: usize) {
-        self.messages_in += 1;
-        self.bytes_in += len as u64;
+    /// Counts into `live` as well as the connection's own tally.
+    pub(crate) fn new(live: ServiceCounters) -> Self {
+        Self {
+            tally: Tally::default(),
+            live,
+        }
     }
 
+    #[inline]
+    pub(crate) fn received(&mut self, len: usize) {
+        self.tally.messages_in += 1;
+        self.tally.bytes_in += len as u64;
+        self.live.received(len);
+    }
+
+    #[inline]
     pub(crate) fn sent(&mut self, len: usize) {
-        self.messages_out += 1;
-        self.bytes_out += len as u64;
+        self.tally.messages_out += 1;
+        self.tally.bytes_out += len as u64;
+        self.live.sent(len);
     }
 }

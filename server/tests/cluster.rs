@@ -343,6 +343,8 @@ async fn redis_restarting_empty_loses_history_but_no_client() {
     assert_eq!(status, 200);
     assert!(health.contains(r#""status":"degraded""#), "{health}");
     assert!(health.contains(r#""redis":"down""#), "{health}");
+    let metrics = common::metrics::Metrics::scrape(one.addr).await;
+    assert_eq!(metrics.value("duplex_redis_up", &[]), 0.0);
     redis.restart().await;
     // Live delivery resumes without a reconnect (retry until the
     // instances have reconnected).
@@ -382,6 +384,8 @@ async fn redis_restarting_empty_loses_history_but_no_client() {
     }
     let (_, health) = get(one.addr, "/healthz").await;
     assert!(health.contains(r#""redis":"up""#), "{health}");
+    let metrics = common::metrics::Metrics::scrape(one.addr).await;
+    assert_eq!(metrics.value("duplex_redis_up", &[]), 1.0);
     let (mut cy, _) = connect_rooms(two.addr).await;
     let joined = join_since(&mut cy, "r", "cy", Some(at)).await;
     assert_eq!(joined.recovered, Some(false), "a fake recovery");

@@ -194,13 +194,20 @@ async fn rooms_over_wss_deliver_to_every_member_in_order() {
 }
 
 #[tokio::test]
-async fn https_serves_healthz() {
+async fn https_serves_healthz_and_metrics() {
     let cert = TestCert::new("health");
     let server = TestServer::start(tls_config(&cert)).await;
     let response = https_get(server.addr, "/healthz", std::slice::from_ref(&cert.der)).await;
     assert_eq!(response.status, 200, "{}", response.head);
     let health: serde_json::Value = serde_json::from_slice(&response.body).expect("json");
     assert_eq!(health["status"], "ok");
+    let response = https_get(server.addr, "/metrics", std::slice::from_ref(&cert.der)).await;
+    assert_eq!(response.status, 200, "{}", response.head);
+    let metrics = common::metrics::Metrics::parse(&response.body_text());
+    assert_eq!(
+        metrics.value("duplex_connections_open", &[("service", "echo")]),
+        0.0
+    );
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ impl Session<'_> {
             reason: reason.into(),
         };
         let deadline = Instant::now() + wait;
+        self.shared.stats.metrics.close_sent(code.into());
         let sent = timeout_at(deadline, self.ws.send(Message::Close(Some(frame.clone())))).await;
         let mut acknowledged = false;
         if matches!(sent, Ok(Ok(()))) {
@@ -55,6 +56,7 @@ impl Session<'_> {
         debug!(peer = %self.peer, %error, code = u16::from(frame.code), "failing the connection");
         self.leave_rooms();
         let deadline = Instant::now() + self.shared.config.close_timeout;
+        self.shared.stats.metrics.close_sent(frame.code.into());
         let sent = timeout_at(deadline, self.ws.send(Message::Close(Some(frame.clone())))).await;
         if matches!(sent, Ok(Ok(()))) {
             self.linger(deadline).await;

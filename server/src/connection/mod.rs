@@ -194,6 +194,7 @@ impl<'a> Session<'a> {
                     rooms::Limits::new(config),
                     socket,
                     compression,
+                    shared.stats.metrics.outbox(),
                 );
                 ws.get_mut().share_with(Arc::clone(client.outbox()) as _);
                 Serving::Rooms(Box::new(client))
@@ -205,7 +206,7 @@ impl<'a> Session<'a> {
             unflushed: false,
             peer,
             shared,
-            traffic: Traffic::default(),
+            traffic: Traffic::new(shared.stats.metrics.traffic(service)),
             keepalive: Keepalive::new(config.ping_interval, config.idle_timeout),
             serving,
             compression,
@@ -214,7 +215,7 @@ impl<'a> Session<'a> {
 
     /// Serves the connection, then writes its one log line.
     async fn run(mut self) {
-        let _open = self.shared.stats.open_connection();
+        let _open = self.shared.stats.open_connection(self.serving.service());
         let started = Instant::now();
         debug!(peer = %self.peer, service = ?self.serving.service(), "connection open");
         let ending = match self.serve().await {
@@ -224,6 +225,11 @@ impl<'a> Session<'a> {
         // Most endings left already (see `leave_rooms`); a dropped
         // connection leaves here, before the lingering close below.
         self.leave_rooms();
+        // tungstenite answered the peer's Close with its code (our own
+        // Close frames are counted as they are sent).
+        if let Ending::ByPeer(Some(frame)) = &ending {
+            self.shared.stats.metrics.close_sent(frame.code.into());
+        }
         if let Ending::ByPeer(_)
         | Ending::ByServer {
             acknowledged: true, ..
@@ -232,7 +238,7 @@ impl<'a> Session<'a> {
             self.linger(Instant::now() + self.shared.config.close_timeout)
                 .await;
         }
-        let t = self.traffic;
+        let t = self.traffic.tally;
         info!(
             peer = %self.peer,
             service = ?self.serving.service(),

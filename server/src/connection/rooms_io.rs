@@ -94,9 +94,10 @@ impl Session<'_> {
             if let Some(rest) = client.outbox().close() {
                 self.ws.get_mut().write_first(rest);
             }
+            // Already in the metrics: counted as the hub wrote them.
             let direct = client.outbox().sent();
-            self.traffic.messages_out += direct.messages_out;
-            self.traffic.bytes_out += direct.bytes_out;
+            self.traffic.tally.messages_out += direct.messages_out;
+            self.traffic.tally.bytes_out += direct.bytes_out;
         }
     }
 }

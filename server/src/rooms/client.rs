@@ -18,6 +18,7 @@ use super::outbox::Outbox;
 use super::post::{Body, Post};
 use crate::config::Config;
 use crate::deflate::Compression;
+use crate::metrics::OutboxCounters;
 
 /// The limits a client is held to, from [`Config`].
 #[derive(Debug, Clone, Copy)]
@@ -102,8 +103,15 @@ impl Client {
         limits: Limits,
         socket: Option<Arc<TcpStream>>,
         compression: Option<Compression>,
+        counters: OutboxCounters,
     ) -> Self {
-        let outbox = Outbox::new(limits.queue, limits.max_missed, socket, compression);
+        let outbox = Outbox::new(
+            limits.queue,
+            limits.max_missed,
+            socket,
+            compression,
+            counters,
+        );
         Self {
             id: hub.next_id(),
             hub,

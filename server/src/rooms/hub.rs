@@ -866,6 +866,22 @@ impl Hub {
         }
     }
 
+    /// Rooms with a member here, and memberships here, for `/metrics`.
+    pub(crate) fn counts_here(&self) -> (usize, usize) {
+        let rooms = self.rooms();
+        let members: Vec<usize> = rooms
+            .values()
+            .map(|room| {
+                room.members
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .len()
+            })
+            .filter(|&n| n > 0)
+            .collect();
+        (members.len(), members.iter().sum())
+    }
+
     /// The rooms with members here.
     fn list_here(&self) -> Vec<RoomInfo> {
         let mut rooms: Vec<RoomInfo> = self
@@ -909,6 +925,7 @@ pub(crate) fn frame(message: &ServerMessage) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::OutboxCounters;
     use futures_util::FutureExt;
 
     /// Runs a publish that has nobody to wait for: done at the first poll.
@@ -919,7 +936,7 @@ mod tests {
     }
 
     fn outbox() -> Arc<Outbox> {
-        Arc::new(Outbox::new(16, 16, None, None))
+        Arc::new(Outbox::new(16, 16, None, None, OutboxCounters::default()))
     }
 
     fn hub(presence_limit: usize) -> Hub {

@@ -32,7 +32,8 @@ use tokio::sync::Notify;
 
 use super::hub::frame;
 use crate::deflate::Compression;
-use crate::stats::Traffic;
+use crate::metrics::OutboxCounters;
+use crate::stats::{Tally, Traffic};
 use crate::wire::Frame;
 use crate::wire::shared::{HubSend, Turn, TurnKeeper};
 
@@ -66,6 +67,8 @@ pub(crate) struct Outbox {
     /// Whether the client negotiated permessage-deflate: its frames are
     /// the compressed variants ([`Frame::for_member`]).
     compression: Option<Compression>,
+    /// The drops and kicks of `/metrics`.
+    counters: OutboxCounters,
 }
 
 #[derive(Debug, Default)]
@@ -75,7 +78,8 @@ struct State {
     queue: VecDeque<Frame>,
     /// Dropped since the session last took from the queue.
     missed: u64,
-    /// Messages `push` wrote directly, for the session's log line.
+    /// Messages `push` wrote directly, for the session's log line (and
+    /// the metrics, as they are written).
     sent: Traffic,
 }
 
@@ -85,12 +89,15 @@ impl Outbox {
         max_missed: u64,
         socket: Option<Arc<TcpStream>>,
         compression: Option<Compression>,
+        counters: OutboxCounters,
     ) -> Self {
         Self {
             state: Mutex::new(State {
                 queue: VecDeque::with_capacity(capacity.min(16)),
+                sent: Traffic::new(counters.traffic.clone()),
                 ..State::default()
             }),
+            counters,
             signal: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             kicked: AtomicBool::new(false),
@@ -142,7 +149,9 @@ impl Outbox {
         if state.queue.len() >= self.capacity {
             state.queue.pop_front();
             state.missed += 1;
+            self.counters.dropped.inc();
             if state.missed > self.max_missed {
+                self.counters.kicks.inc();
                 // The session closes with 1013: nothing more to tell it.
                 state.queue.clear();
                 state.missed = 0;
@@ -253,8 +262,8 @@ impl Outbox {
     }
 
     /// What `push` wrote directly, for the session's log line.
-    pub(crate) fn sent(&self) -> Traffic {
-        self.state().sent
+    pub(crate) fn sent(&self) -> Tally {
+        self.state().sent.tally
     }
 
     /// Whether the slow-client threshold was crossed.
@@ -298,7 +307,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_the_oldest_and_counts_them() {
-        let outbox = Outbox::new(2, 10, None, None);
+        let outbox = Outbox::new(2, 10, None, None, OutboxCounters::default());
         for i in 0..5 {
             outbox.push(&Frame::text(&i.to_string()));
         }
@@ -313,7 +322,7 @@ mod tests {
 
     #[test]
     fn missing_more_than_the_threshold_kicks() {
-        let outbox = Outbox::new(1, 3, None, None);
+        let outbox = Outbox::new(1, 3, None, None, OutboxCounters::default());
         for i in 0..4 {
             outbox.push(&Frame::text(&i.to_string()));
         }
@@ -337,7 +346,7 @@ mod tests {
 
     #[test]
     fn a_push_wakes_the_waiting_session_once_and_is_never_missed() {
-        let outbox = Outbox::new(8, 8, None, None);
+        let outbox = Outbox::new(8, 8, None, None, OutboxCounters::default());
         let count = std::sync::Arc::new(Count(Default::default()));
         let waker = std::task::Waker::from(std::sync::Arc::clone(&count));
         let mut cx = Context::from_waker(&waker);
@@ -376,7 +385,13 @@ mod tests {
             .expect("connect");
         let (tcp, _) = listener.accept().await.expect("accept");
         let mut wire = crate::wire::Wire::new(crate::transport::Transport::plain(tcp), 1024, &[]);
-        let outbox = Arc::new(Outbox::new(8, 8, wire.socket().cloned(), None));
+        let outbox = Arc::new(Outbox::new(
+            8,
+            8,
+            wire.socket().cloned(),
+            None,
+            OutboxCounters::default(),
+        ));
         wire.share_with(Arc::clone(&outbox) as _);
         outbox.release(); // the session's start-up writes are done
 
@@ -411,7 +426,7 @@ mod tests {
 
     #[test]
     fn catching_up_resets_the_count() {
-        let outbox = Outbox::new(1, 2, None, None);
+        let outbox = Outbox::new(1, 2, None, None, OutboxCounters::default());
         for round in 0..10 {
             outbox.push(&Frame::text(&format!("{round}a")));
             outbox.push(&Frame::text(&format!("{round}b")));

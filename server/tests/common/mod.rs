@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub mod deflate;
+pub mod metrics;
 pub mod process;
 pub mod redis;
 pub mod rooms;
