@@ -212,9 +212,10 @@ pub struct Config {
     pub history_ttl: Duration,
 
     /// Rooms: the Redis that makes instances one Duplex
-    /// (`redis://[user:password@]host:port[/db]`): instances naming the
-    /// same Redis share rooms, presence, history and the push API. Unset:
-    /// this instance runs alone, history in memory.
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS,
+    /// trusting the system's roots or the file in SSL_CERT_FILE):
+    /// instances naming the same Redis share rooms, presence, history and
+    /// the push API. Unset: this instance runs alone, history in memory.
     #[arg(long, env = "DUPLEX_REDIS")]
     pub redis: Option<String>,
 
@@ -359,7 +360,7 @@ impl Config {
             return Err(ConfigError::RoomLenOverHeader(self.max_room_len));
         }
         if let Some(url) = &self.redis {
-            if !url.starts_with("redis://") {
+            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
                 return Err(ConfigError::RedisUrl(url.clone()));
             }
         }
@@ -525,8 +526,8 @@ pub enum ConfigError {
     /// `--ui-dir` must hold a built UI (run `trunk build --release`).
     #[error("--ui-dir {0:?} has no index.html: build the UI first (trunk build --release)")]
     UiDirWithoutIndex(PathBuf),
-    /// `--redis` takes a `redis://` URL (`rediss://` is not built in).
-    #[error("--redis {0:?} must be redis://[user:password@]host:port[/db]")]
+    /// `--redis` takes a `redis://` or `rediss://` (TLS) URL.
+    #[error("--redis {0:?} must be redis://[user:password@]host:port[/db] (rediss:// for TLS)")]
     RedisUrl(String),
     /// The binary frame header stores a room name's length in one byte.
     #[error("--max-room-len ({0}) must be at most 255: the binary header has one byte for it")]

@@ -23,10 +23,16 @@ impl Binary {
     /// Starts it with `args` after `--listen 127.0.0.1:0 --log-format json`,
     /// logging at `rust_log`.
     pub async fn start(args: &[&str], rust_log: &str) -> Self {
+        Self::start_with_env(args, rust_log, &[]).await
+    }
+
+    /// [`Binary::start`] with more environment variables.
+    pub async fn start_with_env(args: &[&str], rust_log: &str, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_duplex"))
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
             .env("RUST_LOG", rust_log)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

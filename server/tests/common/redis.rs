@@ -49,6 +49,8 @@ pub struct RedisServer {
     /// Its working directory (`--dir`, where it would write a dump if asked
     /// to) and its log, `redis.log`; removed on drop.
     dir: PathBuf,
+    /// More arguments, kept across restarts ([`RedisServer::start_with`]).
+    extra: Vec<String>,
 }
 
 /// Why one start on one port did not give a ready server.
@@ -70,6 +72,12 @@ impl RedisServer {
     /// [`RedisServer::start`] with another program in place of
     /// `redis-server` (a path, or a name looked up on PATH).
     pub async fn start_program(program: &str) -> Self {
+        Self::start_with(program, Vec::new()).await
+    }
+
+    /// [`RedisServer::start_program`] with `extra` arguments after ours
+    /// (e.g. a TLS port beside the plain one the tests probe).
+    pub async fn start_with(program: &str, extra: Vec<String>) -> Self {
         let index = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
         let dir =
             std::env::temp_dir().join(format!("duplex-test-redis-{}-{index}", std::process::id()));
@@ -80,6 +88,7 @@ impl RedisServer {
             port: 0,
             child: None,
             dir,
+            extra,
         };
         for _ in 0..BIND_TRIES {
             server.port = free_port();
@@ -185,6 +194,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -303,7 +313,7 @@ impl Drop for RedisServer {
 }
 
 /// A loopback port that was free a moment ago: bound on port 0, released.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
     listener.local_addr().expect("listener address").port()
 }
