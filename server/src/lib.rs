@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+mod admission;
 mod api;
 mod close;
 mod cluster;
@@ -26,6 +27,7 @@ mod error;
 mod http;
 mod keepalive;
 pub mod push;
+mod rate;
 mod rooms;
 mod server;
 pub mod shutdown;

@@ -54,8 +54,9 @@ pub async fn run(
         }
         None => (None, None),
     };
-    let shared = Arc::new(AppState::new(config, cluster));
+    let shared = Arc::new(AppState::new(config, cluster)?);
     info!(%local, "listening: echo on ws://{local}/ and ws://{local}/echo, rooms on ws://{local}/ws, health on http://{local}/healthz");
+    shared.admission.warn_if_open(local);
 
     tokio::select! {
         () = accept_loop(&listener, &shared) => {}

@@ -10,8 +10,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
 
+use crate::admission::Admission;
 use crate::cluster::Cluster;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::rooms::{Engine, Hub};
 use crate::stats::ServerStats;
 use crate::tasks::Tasks;
@@ -35,13 +36,19 @@ pub(crate) struct AppState {
     pub(crate) ui: Option<ServeDir>,
     /// Every room of `/ws`, also reached by the push API.
     pub(crate) hub: Arc<Hub>,
+    /// Who may connect: Origin, tokens, connections per address.
+    pub(crate) admission: Admission,
 }
 
 impl AppState {
     /// The state for a server with this (validated) configuration; its
     /// rooms live in `cluster` if there is one.
-    pub(crate) fn new(config: Config, cluster: Option<Arc<Cluster>>) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// A configured file that cannot be used (`--jwt-public-key`).
+    pub(crate) fn new(config: Config, cluster: Option<Arc<Cluster>>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            admission: Admission::new(&config)?,
             permits: Arc::new(Semaphore::new(config.max_connections)),
             stats: ServerStats::new(),
             shutdown: CancellationToken::new(),
@@ -56,6 +63,6 @@ impl AppState {
                 },
             )),
             config,
-        }
+        })
     }
 }
