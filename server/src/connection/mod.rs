@@ -140,11 +140,12 @@ struct Session<'a> {
     /// permessage-deflate.
     compression: Option<Compression>,
     /// `--max-messages-per-second`; `None`: no limit, and the data path
-    /// pays one branch for it.
-    rate: Option<RateLimit>,
+    /// pays one branch for it. Boxed, like the slot below: a connection
+    /// without limits pays a pointer for each, not their state.
+    rate: Option<Box<RateLimit>>,
     /// Its slot under `--max-connections-per-ip`, freed as soon as the
     /// connection is known to be ending.
-    ip_slot: Option<IpSlot>,
+    ip_slot: Option<Box<IpSlot>>,
 }
 
 /// What answers a connection's data messages, with the state it needs.
@@ -224,8 +225,8 @@ impl<'a> Session<'a> {
             keepalive: Keepalive::new(config.ping_interval, config.idle_timeout),
             serving,
             compression,
-            rate: RateLimit::new(config.max_messages_per_second, Instant::now()),
-            ip_slot,
+            rate: RateLimit::new(config.max_messages_per_second, Instant::now()).map(Box::new),
+            ip_slot: ip_slot.map(Box::new),
         }
     }
 
