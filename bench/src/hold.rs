@@ -275,17 +275,17 @@ async fn hold_one(
     };
     // Counted as attempted only after the echo, so memory is read after
     // every connection has had its message answered.
-    if let (Some(open), Some(size)) = (client.as_mut(), shared.echo_first) {
-        if let Err(error) = echo_once(open, index, size).await {
-            shared.recorder.borrow_mut().record_error(&error);
-            client = None;
-        }
+    if let (Some(open), Some(size)) = (client.as_mut(), shared.echo_first)
+        && let Err(error) = echo_once(open, index, size).await
+    {
+        shared.recorder.borrow_mut().record_error(&error);
+        client = None;
     }
-    if let (Some(open), Some((room, rooms))) = (client.as_mut(), shared.join.as_ref()) {
-        if let Err(error) = join_room(open, index, room, *rooms).await {
-            shared.recorder.borrow_mut().record_error(&error);
-            client = None;
-        }
+    if let (Some(open), Some((room, rooms))) = (client.as_mut(), shared.join.as_ref())
+        && let Err(error) = join_room(open, index, room, *rooms).await
+    {
+        shared.recorder.borrow_mut().record_error(&error);
+        client = None;
     }
     shared.attempted.set(shared.attempted.get() + 1);
     if shared.attempted.get() == shared.total {

@@ -448,15 +448,15 @@ async fn serve(
             if let Poll::Ready(command) = commands.poll_next_unpin(cx) {
                 return Poll::Ready(Wake::Command(command));
             }
-            if let Some(timer) = probe.as_mut() {
-                if Pin::new(timer).poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Probe);
-                }
+            if let Some(timer) = probe.as_mut()
+                && Pin::new(timer).poll(cx).is_ready()
+            {
+                return Poll::Ready(Wake::Probe);
             }
-            if let Some(timer) = close_deadline.as_mut() {
-                if Pin::new(timer).poll(cx).is_ready() {
-                    return Poll::Ready(Wake::CloseTimeout);
-                }
+            if let Some(timer) = close_deadline.as_mut()
+                && Pin::new(timer).poll(cx).is_ready()
+            {
+                return Poll::Ready(Wake::CloseTimeout);
             }
             transport.poll_recv(cx).map(Wake::Incoming)
         })

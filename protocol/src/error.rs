@@ -82,4 +82,8 @@ pub enum ErrorCode {
     /// The server cannot take the publish now (its cluster's store is
     /// unreachable); nothing was delivered to anyone. Try again.
     Unavailable,
+    /// The client's token does not allow the room (its `rooms` claim
+    /// does not list it). The connection stays up; other rooms may be
+    /// joined.
+    Forbidden,
 }

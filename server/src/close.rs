@@ -8,6 +8,16 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, Pro
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+/// A `/ws` connection whose token's `exp` has passed (plus the leeway):
+/// from the private-use range (RFC 6455, section 7.4.2), so a client can
+/// tell it from every other ending, get a new token and reconnect.
+pub(crate) const TOKEN_EXPIRED: CloseCode = CloseCode::Library(4001);
+/// The reason sent with [`TOKEN_EXPIRED`].
+pub(crate) const TOKEN_EXPIRED_REASON: &str = "token expired";
+/// The reason sent with 1008 (policy) to a client over
+/// `--max-messages-per-second`.
+pub(crate) const RATE_LIMITED_REASON: &str = "message rate limit exceeded";
+
 /// The close frame RFC 6455 asks us to send before failing the connection
 /// because of `error`, or `None` when the peer is already gone and nothing
 /// can be sent.

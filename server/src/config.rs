@@ -231,6 +231,51 @@ pub struct Config {
     /// started without one cannot be pushed into by anybody.
     #[arg(long, env = "DUPLEX_PUSH_TOKEN", hide_env_values = true)]
     pub push_token: Option<String>,
+
+    /// Web pages allowed to open WebSockets here: comma-separated origins,
+    /// each exactly `scheme://host[:port]` as browsers send them (e.g.
+    /// `https://chat.example.com,http://localhost:8080`). An upgrade on any
+    /// path whose Origin is not listed gets 403 before the upgrade; `null`
+    /// is refused; a request without Origin (not a browser) is let in.
+    /// Unset: every origin, because the seed's page connects from wherever
+    /// it is served; the server warns at start when it listens beyond
+    /// loopback without a list. Set it on any server a browser can reach.
+    #[arg(long, env = "DUPLEX_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+
+    /// Rooms (`/ws`) need a JWT signed with this HS256 secret, as
+    /// `?token=` or `Authorization: Bearer`; without one, or with one
+    /// that is malformed, wrongly signed or expired, the upgrade gets 401.
+    /// The token's `sub` is the member's name and its `exp` ends the
+    /// connection (close 4001); `/` and `/echo` need none. Unset (and no
+    /// --jwt-public-key): `/ws` is open to anyone, as in the seed.
+    #[arg(long, env = "DUPLEX_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Rooms (`/ws`) accept JWTs signed by the private half of this PEM
+    /// public key: RS256 for an RSA key, ES256 for a P-256 key. Alone or
+    /// beside --jwt-secret (each token's `alg` picks its key). Unset:
+    /// no public-key tokens.
+    #[arg(long, env = "DUPLEX_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Data messages one connection may send per second, after
+    /// reassembly, with bursts of as many (a token bucket that starts
+    /// full); control frames are not counted. A client that keeps sending
+    /// faster is closed with 1008. 0: no limit, because benchmarks push
+    /// hundreds of thousands a second through one connection; 100 is a
+    /// sound value for a public chat (a person types a few a second).
+    #[arg(long, env = "DUPLEX_MAX_MESSAGES_PER_SECOND", default_value = defaults::MAX_MESSAGES_PER_SECOND)]
+    pub max_messages_per_second: u32,
+
+    /// WebSocket connections open at once from one IP address (IPv4-mapped
+    /// IPv6 counts as IPv4); the next upgrade from it gets 429 with
+    /// Retry-After. Plain HTTP is not counted. 0: no limit, because load
+    /// generators open thousands from one address; 50 is a sound value
+    /// for a public server (a browser opens a few per tab, an office
+    /// behind one NAT address more) so one host cannot take every slot.
+    #[arg(long, env = "DUPLEX_MAX_CONNECTIONS_PER_IP", default_value = defaults::MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
 }
 
 /// The defaults, written once: clap shows them in `--help` and
@@ -260,6 +305,8 @@ mod defaults {
     pub(super) const HISTORY_SIZE: &str = "100";
     pub(super) const HISTORY_TTL: &str = "5m";
     pub(super) const PRESENCE_TTL: &str = "30s";
+    pub(super) const MAX_MESSAGES_PER_SECOND: &str = "0";
+    pub(super) const MAX_CONNECTIONS_PER_IP: &str = "0";
 }
 
 impl Default for Config {
@@ -306,6 +353,13 @@ impl Default for Config {
             redis: None,
             presence_ttl: duration(defaults::PRESENCE_TTL),
             push_token: None,
+            allowed_origins: None,
+            jwt_secret: None,
+            jwt_public_key: None,
+            max_messages_per_second: defaults::MAX_MESSAGES_PER_SECOND
+                .parse()
+                .expect("default count parses"),
+            max_connections_per_ip: count(defaults::MAX_CONNECTIONS_PER_IP),
         }
     }
 }
@@ -359,10 +413,11 @@ impl Config {
         if self.max_room_len > usize::from(u8::MAX) {
             return Err(ConfigError::RoomLenOverHeader(self.max_room_len));
         }
-        if let Some(url) = &self.redis {
-            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
-                return Err(ConfigError::RedisUrl(url.clone()));
-            }
+        if let Some(url) = &self.redis
+            && !url.starts_with("redis://")
+            && !url.starts_with("rediss://")
+        {
+            return Err(ConfigError::RedisUrl(url.clone()));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::TlsHalfPair);
@@ -370,10 +425,21 @@ impl Config {
         if self.push_token.as_deref() == Some("") {
             return Err(ConfigError::EmptyPushToken);
         }
-        if let Some(dir) = &self.ui_dir {
-            if !dir.join("index.html").is_file() {
-                return Err(ConfigError::UiDirWithoutIndex(dir.clone()));
+        if self.jwt_secret.as_deref() == Some("") {
+            return Err(ConfigError::EmptyJwtSecret);
+        }
+        for origin in self.allowed_origins.iter().flatten() {
+            if let Err(reason) = origin_syntax(origin) {
+                return Err(ConfigError::AllowedOrigin {
+                    origin: origin.clone(),
+                    reason,
+                });
             }
+        }
+        if let Some(dir) = &self.ui_dir
+            && !dir.join("index.html").is_file()
+        {
+            return Err(ConfigError::UiDirWithoutIndex(dir.clone()));
         }
         if self.idle_timeout <= self.ping_interval {
             return Err(ConfigError::IdleNotAbovePing {
@@ -394,6 +460,60 @@ impl Config {
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_frame_size))
     }
+}
+
+/// Whether `entry` is an origin as a browser serialises it (RFC 6454,
+/// section 6.1): `scheme://host[:port]`, lowercase, no path, no trailing
+/// slash, no default port. `--allowed-origins` compares strings exactly,
+/// so an entry in any other form could never match; it is refused at
+/// start instead of silently locking every page out.
+fn origin_syntax(entry: &str) -> Result<(), &'static str> {
+    let Some((scheme, authority)) = entry.split_once("://") else {
+        return Err("it has no scheme://");
+    };
+    let mut letters = scheme.bytes();
+    let scheme_ok = letters.next().is_some_and(|b| b.is_ascii_lowercase())
+        && letters.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+    if !scheme_ok {
+        return Err("its scheme is not a lowercase URL scheme");
+    }
+    if authority.contains('/') {
+        return Err("an origin has no path, not even a trailing slash");
+    }
+    if authority.contains(['?', '#', '@']) {
+        return Err("an origin has no query, fragment or user");
+    }
+    if authority
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err("it contains whitespace");
+    }
+    if authority.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err("browsers send hosts in lowercase");
+    }
+    // An IPv6 host is bracketed: the port is after the closing bracket.
+    let (host, port) = match authority.rfind(':') {
+        Some(at) if !authority[at..].contains(']') => {
+            (&authority[..at], Some(&authority[at + 1..]))
+        }
+        _ => (authority, None),
+    };
+    if host.is_empty() || host == "[]" {
+        return Err("it has no host");
+    }
+    if let Some(port) = port {
+        let Ok(number) = port.parse::<u16>() else {
+            return Err("its port is not a number from 1 to 65535");
+        };
+        if number == 0 || port.starts_with('0') {
+            return Err("its port is not a number from 1 to 65535");
+        }
+        if (scheme, number) == ("http", 80) || (scheme, number) == ("https", 443) {
+            return Err("browsers leave the default port out");
+        }
+    }
+    Ok(())
 }
 
 /// The largest WebSocket frame header a server writes: 2 bytes, 8 bytes of
@@ -487,6 +607,52 @@ mod tests {
         };
         assert_eq!(config.validate(), Err(ConfigError::Zero("max-connections")));
     }
+
+    #[test]
+    fn origins_must_be_as_browsers_send_them() {
+        for good in [
+            "https://chat.example.com",
+            "http://localhost:8080",
+            "http://127.0.0.1:3000",
+            "http://[::1]:8080",
+            "https://[2001:db8::1]",
+            "chrome-extension://abcdef",
+        ] {
+            assert_eq!(origin_syntax(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "https://chat.example.com/",
+            "https://chat.example.com/app",
+            "chat.example.com",
+            "null",
+            "",
+            "https://",
+            "https://Chat.example.com",
+            "HTTPS://chat.example.com",
+            "https://chat.example.com:443",
+            "http://localhost:80",
+            "http://localhost:",
+            "http://localhost:0",
+            "http://localhost:65536",
+            "http://localhost:08080",
+            "https://a b",
+            "https://user@host",
+            "https://host?x",
+        ] {
+            assert!(origin_syntax(bad).is_err(), "{bad:?} was accepted");
+        }
+        let config = Config {
+            allowed_origins: Some(vec![
+                "https://ok.example".into(),
+                "https://bad.example/".into(),
+            ]),
+            ..Config::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::AllowedOrigin { origin, .. }) if origin == "https://bad.example/"
+        ));
+    }
 }
 
 /// A configuration value that cannot work, alone or with another one.
@@ -538,4 +704,27 @@ pub enum ConfigError {
     /// An empty token would let anyone push; leave it unset to disable.
     #[error("--push-token is empty: unset it to disable the push API")]
     EmptyPushToken,
+    /// An empty secret would sign tokens anyone can forge.
+    #[error("--jwt-secret is empty: unset it to leave /ws open")]
+    EmptyJwtSecret,
+    /// An `--allowed-origins` entry in a form no browser sends, so it
+    /// could never match.
+    #[error(
+        "--allowed-origins entry {origin:?} is not scheme://host[:port] as browsers send it: {reason}"
+    )]
+    AllowedOrigin {
+        /// The entry as given.
+        origin: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `--jwt-public-key` could not be read or is not an RSA or P-256
+    /// public key in PEM.
+    #[error("--jwt-public-key {path:?}: {reason}")]
+    JwtPublicKey {
+        /// The file named.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
 }

@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 
 use duplex_protocol::deflate::{self, Agreement};
 
+use crate::admission::{Admitted, Refusal};
 use crate::config::Deflate;
 use crate::connection::{self, Service};
 use crate::state::AppState;
@@ -265,20 +266,25 @@ fn upgrade(
     let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) else {
         return text(StatusCode::BAD_REQUEST, "malformed Sec-WebSocket-Key\n");
     };
-    let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
-        debug!(%peer, "connection limit reached");
-        shared
-            .stats
-            .metrics
-            .refused(StatusCode::SERVICE_UNAVAILABLE.as_u16());
-        let mut response = text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many connections: try again later\n",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+    // Origin and token, then this address's slot, then the server's:
+    // each refusal answered in one place, before the upgrade.
+    let admission = &shared.admission;
+    let admitted = admission
+        .check(request.headers(), request.uri(), service)
+        .and_then(|identity| {
+            let ip_slot = admission.take_ip_slot(peer.ip())?;
+            let permit = Arc::clone(&shared.permits)
+                .try_acquire_owned()
+                .map_err(|_| Refusal::Full)?;
+            Ok((permit, Admitted { identity, ip_slot }))
+        });
+    let (permit, admitted) = match admitted {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            debug!(%peer, status = refusal.status().as_u16(), %refusal, "upgrade refused");
+            shared.stats.metrics.refused(refusal.status().as_u16());
+            return refusal.response();
+        }
     };
 
     let deflate = match shared.config.deflate {
@@ -293,6 +299,7 @@ fn upgrade(
         service,
         deflate,
         Arc::clone(shared),
+        admitted,
     ));
 
     let mut response = Response::new(full(Bytes::new()));

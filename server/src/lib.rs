@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+mod admission;
 mod api;
 mod close;
 mod cluster;
@@ -27,6 +28,7 @@ mod http;
 mod keepalive;
 mod metrics;
 pub mod push;
+mod rate;
 mod rooms;
 mod server;
 pub mod shutdown;

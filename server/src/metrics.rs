@@ -273,8 +273,6 @@ impl Metrics {
     }
 
     /// A connection was closed for its message rate.
-    // Called by the rate limit, which lands in a separate change.
-    #[allow(dead_code)]
     pub(crate) fn rate_limited(&self) {
         self.rate_limit_kicks.inc();
     }

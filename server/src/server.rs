@@ -60,12 +60,13 @@ pub async fn run(
         }
         None => (None, None),
     };
-    let shared = Arc::new(AppState::new(config, cluster, tls));
+    let shared = Arc::new(AppState::new(config, cluster, tls)?);
     let (ws, http) = match &shared.tls {
         Some(_) => ("wss", "https"),
         None => ("ws", "http"),
     };
     info!(%local, "listening: echo on {ws}://{local}/ and {ws}://{local}/echo, rooms on {ws}://{local}/ws, health on {http}://{local}/healthz");
+    shared.admission.warn_if_open(local);
 
     tokio::select! {
         () = accept_loop(&listener, &shared) => {}

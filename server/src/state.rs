@@ -10,8 +10,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
 
+use crate::admission::Admission;
 use crate::cluster::Cluster;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::rooms::{Engine, Hub};
 use crate::stats::ServerStats;
 use crate::tasks::Tasks;
@@ -38,13 +39,23 @@ pub(crate) struct AppState {
     pub(crate) hub: Arc<Hub>,
     /// The listener's TLS, with `--tls-cert`; `None` serves plain TCP.
     pub(crate) tls: Option<Tls>,
+    /// Who may connect: Origin, tokens, connections per address.
+    pub(crate) admission: Admission,
 }
 
 impl AppState {
     /// The state for a server with this (validated) configuration; its
     /// rooms live in `cluster` if there is one.
-    pub(crate) fn new(config: Config, cluster: Option<Arc<Cluster>>, tls: Option<Tls>) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// A configured file that cannot be used (`--jwt-public-key`).
+    pub(crate) fn new(
+        config: Config,
+        cluster: Option<Arc<Cluster>>,
+        tls: Option<Tls>,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            admission: Admission::new(&config)?,
             permits: Arc::new(Semaphore::new(config.max_connections)),
             stats: ServerStats::new(cluster.is_some()),
             shutdown: CancellationToken::new(),
@@ -60,6 +71,6 @@ impl AppState {
             )),
             tls,
             config,
-        }
+        })
     }
 }

@@ -49,15 +49,16 @@ fn parse_help(text: &str) -> BTreeMap<String, HelpOption> {
     let mut options = BTreeMap::new();
     let mut current: Option<(String, String)> = None;
     let mut finish = |current: Option<(String, String)>| {
-        if let Some((long, block)) = current {
-            if long != "--help" && long != "--version" {
-                let option = HelpOption {
-                    env: bracketed(&block, "[env: ")
-                        .map(|env| env.split('=').next().unwrap_or_default().to_owned()),
-                    default: bracketed(&block, "[default: "),
-                };
-                options.insert(long, option);
-            }
+        if let Some((long, block)) = current
+            && long != "--help"
+            && long != "--version"
+        {
+            let option = HelpOption {
+                env: bracketed(&block, "[env: ")
+                    .map(|env| env.split('=').next().unwrap_or_default().to_owned()),
+                default: bracketed(&block, "[default: "),
+            };
+            options.insert(long, option);
         }
     };
     for line in text.lines() {

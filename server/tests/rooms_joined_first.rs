@@ -45,7 +45,7 @@ async fn joined_comes_before_the_rooms_messages_under_a_steady_publish() {
             while !stop.load(Ordering::Relaxed) && sent < 1_000_000 {
                 publish(&mut publisher, "r", "tick").await;
                 sent += 1;
-                if sent % 8 == 0 {
+                if sent.is_multiple_of(8) {
                     tokio::task::yield_now().await;
                 }
             }

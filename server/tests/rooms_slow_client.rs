@@ -159,10 +159,10 @@ async fn a_member_behind_loses_the_oldest_and_is_told_how_many() {
         for _ in 0..2 * TOTAL {
             match timeout(WAIT, stream.next()).await {
                 Ok(Some(Ok(Message::Text(text)))) => {
-                    if let Ok(ServerMessage::Message { text, .. }) = serde_json::from_str(&text) {
-                        if number(&text) == TOTAL - 1 {
-                            return;
-                        }
+                    if let Ok(ServerMessage::Message { text, .. }) = serde_json::from_str(&text)
+                        && number(&text) == TOTAL - 1
+                    {
+                        return;
                     }
                 }
                 Ok(Some(Ok(_))) => {}

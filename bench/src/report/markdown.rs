@@ -164,10 +164,9 @@ pub fn render_markdown(summary: &Summary, meta: &Meta, chart_file: &str) -> Stri
                 }
                 if let Some((rate, c)) =
                     cell.and_then(|c| Some((c.messages_per_sec, c.generator_ceiling?)))
+                    && ceiling.is_none_or(|(fastest, _)| rate > fastest)
                 {
-                    if ceiling.is_none_or(|(fastest, _)| rate > fastest) {
-                        ceiling = Some((rate, c));
-                    }
+                    ceiling = Some((rate, c));
                 }
                 let _ = write!(row, " {text} |");
             }

@@ -278,11 +278,13 @@ fn listen(
         })?,
         on("send-text", "keydown", |app, e| {
             // Enter sends; Shift+Enter makes a new line.
-            if let Some(key) = e.dyn_ref::<KeyboardEvent>() {
-                if key.key() == "Enter" && !key.shift_key() && !key.is_composing() {
-                    e.prevent_default();
-                    app.send_text();
-                }
+            if let Some(key) = e.dyn_ref::<KeyboardEvent>()
+                && key.key() == "Enter"
+                && !key.shift_key()
+                && !key.is_composing()
+            {
+                e.prevent_default();
+                app.send_text();
             }
         })?,
         on("hex-form", "submit", |app, e| {

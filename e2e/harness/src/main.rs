@@ -291,19 +291,19 @@ fn run() -> anyhow::Result<ExitCode> {
     // Stop the servers whatever happened to the command.
     let mut state = control::lock(&shared);
     let mut problems = Vec::new();
-    if let Some(server) = state.server.take() {
-        if let Err(error) = finish(server) {
-            problems.push(format!("the server {error:#}"));
-        }
+    if let Some(server) = state.server.take()
+        && let Err(error) = finish(server)
+    {
+        problems.push(format!("the server {error:#}"));
     }
     if let Err(error) = finish(plain) {
         problems.push(format!("the --deflate off server {error:#}"));
     }
     // Redis last: the servers may write to it until they exit.
-    if let Some(redis) = state.redis.take().and_then(|control| control.running) {
-        if let Err(error) = finish_redis(redis) {
-            problems.push(format!("redis-server {error:#}"));
-        }
+    if let Some(redis) = state.redis.take().and_then(|control| control.running)
+        && let Err(error) = finish_redis(redis)
+    {
+        problems.push(format!("redis-server {error:#}"));
     }
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));

@@ -154,10 +154,10 @@ impl Launcher {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
                     let _ = writeln!(log, "{line}");
-                    if let Some(addr) = listening_addr(&line) {
-                        if let Some(tx) = found_tx.take() {
-                            let _ = tx.send(addr);
-                        }
+                    if let Some(addr) = listening_addr(&line)
+                        && let Some(tx) = found_tx.take()
+                    {
+                        let _ = tx.send(addr);
                     }
                 }
             });

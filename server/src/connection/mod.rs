@@ -29,10 +29,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tracing::{debug, info, warn};
 
-use crate::close::{Abort, Ending};
+use crate::admission::{Admitted, IpSlot};
+use crate::close::{self, Abort, Ending};
 use crate::deflate::Compression;
 use crate::echo;
 use crate::keepalive::{Due, Keepalive};
+use crate::rate::RateLimit;
 use crate::rooms;
 use crate::state::AppState;
 use crate::stats::Traffic;
@@ -43,7 +45,7 @@ mod close_handshake;
 mod rooms_io;
 mod write;
 
-use rooms_io::RoomsIo;
+use rooms_io::{RoomsIo, expiry};
 
 /// Most messages answered before the replies are flushed and the other
 /// events (shutdown, keepalive) get a look in: bounds the latency a flood
@@ -62,7 +64,8 @@ pub(crate) enum Service {
 /// Takes over an upgraded HTTP connection and serves it until it ends.
 ///
 /// `permit` is this connection's slot under `--max-connections`; it is held
-/// until the function returns.
+/// until the function returns. `admitted` carries its token's identity and
+/// its slot under `--max-connections-per-ip`.
 pub(crate) async fn serve(
     on_upgrade: OnUpgrade,
     permit: OwnedSemaphorePermit,
@@ -70,6 +73,7 @@ pub(crate) async fn serve(
     service: Service,
     deflate: Option<Agreement>,
     shared: Arc<AppState>,
+    admitted: Admitted,
 ) {
     let _permit = permit;
     let upgraded = match on_upgrade.await {
@@ -106,7 +110,7 @@ pub(crate) async fn serve(
         Compression::new(&agreed, config.deflate_threshold)
     });
     let ws = WebSocketStream::from_raw_socket(tcp, Role::Server, config).await;
-    Session::new(ws, peer, service, primed, compression, &shared)
+    Session::new(ws, peer, service, primed, compression, admitted, &shared)
         .run()
         .await;
 }
@@ -135,6 +139,13 @@ struct Session<'a> {
     /// How replies are compressed, if the client negotiated
     /// permessage-deflate.
     compression: Option<Compression>,
+    /// `--max-messages-per-second`; `None`: no limit, and the data path
+    /// pays one branch for it. Boxed, like the slot below: a connection
+    /// without limits pays a pointer for each, not their state.
+    rate: Option<Box<RateLimit>>,
+    /// Its slot under `--max-connections-per-ip`, freed as soon as the
+    /// connection is known to be ending.
+    ip_slot: Option<Box<IpSlot>>,
 }
 
 /// What answers a connection's data messages, with the state it needs.
@@ -171,6 +182,8 @@ enum Event {
     Incoming(Option<Result<Message, WsError>>),
     /// The rooms outbox may have messages (rooms connections only).
     Outbox,
+    /// The client's token has expired (rooms connections with tokens).
+    TokenExpired,
 }
 
 impl<'a> Session<'a> {
@@ -180,9 +193,11 @@ impl<'a> Session<'a> {
         service: Service,
         primed: bool,
         compression: Option<Compression>,
+        admitted: Admitted,
         shared: &'a AppState,
     ) -> Self {
         let config = &shared.config;
+        let Admitted { identity, ip_slot } = admitted;
         let serving = match service {
             Service::Echo => Serving::Echo,
             Service::Rooms => {
@@ -195,6 +210,7 @@ impl<'a> Session<'a> {
                     socket,
                     compression,
                     shared.stats.metrics.outbox(),
+                    identity,
                 );
                 ws.get_mut().share_with(Arc::clone(client.outbox()) as _);
                 Serving::Rooms(Box::new(client))
@@ -210,6 +226,8 @@ impl<'a> Session<'a> {
             keepalive: Keepalive::new(config.ping_interval, config.idle_timeout),
             serving,
             compression,
+            rate: RateLimit::new(config.max_messages_per_second, Instant::now()).map(Box::new),
+            ip_slot: ip_slot.map(Box::new),
         }
     }
 
@@ -222,6 +240,8 @@ impl<'a> Session<'a> {
             Err(ending) => ending,
             Ok(never) => match never {},
         };
+        // Ended: the address may open another while this one lingers.
+        drop(self.ip_slot.take());
         // Most endings left already (see `leave_rooms`); a dropped
         // connection leaves here, before the lingering close below.
         self.leave_rooms();
@@ -273,6 +293,7 @@ impl<'a> Session<'a> {
             Box::new(RoomsIo {
                 outbox: Arc::clone(client.outbox()),
                 batch: Vec::new(),
+                expiry: client.identity().map(|identity| expiry(identity.ends())),
             })
         });
         if let Some(client) = self.serving.client() {
@@ -321,15 +342,15 @@ impl<'a> Session<'a> {
                 // A pointer-sized future: echo has no waiter and its branch
                 // is disabled, so the session's state does not grow for it.
                 let rooms = rooms_io.is_some();
-                let queued = std::future::poll_fn(|cx| match rooms_io.as_ref() {
-                    Some(io) => io.outbox.poll_ready(cx),
+                let queued = std::future::poll_fn(|cx| match rooms_io.as_mut() {
+                    Some(io) => io.poll_event(cx),
                     None => Poll::Pending,
                 });
                 tokio::select! {
                     biased;
                     // Before input: a client flooding us still gets its
                     // rooms' traffic between batches.
-                    () = queued, if rooms && peer_close.is_none() => Event::Outbox,
+                    event = queued, if rooms && peer_close.is_none() => event,
                     event = input => event,
                     () = &mut shutdown, if peer_close.is_none() => Event::Shutdown,
                     _ = ticker.tick(), if peer_close.is_none() => Event::Tick,
@@ -366,6 +387,11 @@ impl<'a> Session<'a> {
                             return Err(self.close(CloseCode::Away, "idle timeout", wait).await);
                         }
                     }
+                }
+                Event::TokenExpired => {
+                    let wait = self.shared.config.close_timeout;
+                    let close = self.close(close::TOKEN_EXPIRED, close::TOKEN_EXPIRED_REASON, wait);
+                    return Err(Box::pin(close).await);
                 }
                 Event::Outbox => {
                     if let Some(io) = rooms_io.as_mut() {
@@ -433,6 +459,16 @@ impl<'a> Session<'a> {
     ) -> Result<(), Ending> {
         match message {
             Message::Text(_) | Message::Binary(_) => {
+                if let Some(rate) = &mut self.rate
+                    && !rate.admit(Instant::now())
+                {
+                    self.shared.stats.metrics.rate_limited();
+                    let wait = self.shared.config.close_timeout;
+                    // Boxed for the same reason as `deliver`.
+                    let close =
+                        Box::pin(self.close(CloseCode::Policy, close::RATE_LIMITED_REASON, wait));
+                    return Err(close.await);
+                }
                 self.traffic.received(message.len());
                 let reply = match &mut self.serving {
                     Serving::Echo => echo::reply(message),

@@ -1,14 +1,20 @@
 //! The rooms side of a session (`/ws`): writing out what the hub queued
 //! for the client, giving the socket's turn back to the hub when there is
-//! nothing to write, and leaving the rooms when the connection ends. An
-//! echo session never gets here.
+//! nothing to write, ending the connection when its token expires, and
+//! leaving the rooms when the connection ends. An echo session never gets
+//! here.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::write::within_write_timeout;
-use super::{Ending, MAX_BATCH, Serving, Session};
+use super::{Ending, Event, MAX_BATCH, Serving, Session};
 use crate::rooms::Outbox;
 use crate::wire::Frame;
 
@@ -18,7 +24,37 @@ pub(super) struct RoomsIo {
     pub(super) outbox: Arc<Outbox>,
     /// Frames taken from the outbox, reused for every batch.
     pub(super) batch: Vec<Frame>,
+    /// When the client's token expires (tokens on): a timer, polled with
+    /// the outbox so the event loop has no branch for it.
+    pub(super) expiry: Option<Pin<Box<Sleep>>>,
 }
+
+impl RoomsIo {
+    /// Ready when the token has expired or the outbox has messages.
+    pub(super) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        if let Some(expiry) = self.expiry.as_mut()
+            && expiry.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Event::TokenExpired);
+        }
+        self.outbox.poll_ready(cx).map(|()| Event::Outbox)
+    }
+}
+
+/// A timer that fires at `ends` (wall-clock time, as a token's `exp`),
+/// at once if it has passed.
+pub(super) fn expiry(ends: SystemTime) -> Pin<Box<Sleep>> {
+    let left = ends
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        // Tokio's own stand-in for "never": a token valid for centuries
+        // must not overflow the timer.
+        .min(NEVER);
+    Box::pin(tokio::time::sleep_until(Instant::now() + left))
+}
+
+/// About thirty years: as good as never for one connection.
+const NEVER: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 impl Session<'_> {
     /// Writes out what the hub queued for this rooms client, telling it
@@ -31,7 +67,7 @@ impl Session<'_> {
     /// The frames were encoded once by the hub and go out as they are, in
     /// one vectored write: no copy into tungstenite, no per-member framing.
     pub(super) async fn deliver(&mut self, io: &mut RoomsIo) -> Result<(), Ending> {
-        let RoomsIo { outbox, batch } = io;
+        let RoomsIo { outbox, batch, .. } = io;
         let mut kicked = outbox.is_kicked();
         // What tungstenite holds goes first. Biased, both: a write that
         // completes at once (the usual case) never polls, and so never

@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::hub::{Hub, JoinError, text};
 use super::outbox::Outbox;
 use super::post::{Body, Post};
+use crate::admission::Identity;
 use crate::config::Config;
 use crate::deflate::Compression;
 use crate::metrics::OutboxCounters;
@@ -61,6 +62,9 @@ pub(crate) struct Client {
     /// Refused messages so far.
     errors: u32,
     limits: Limits,
+    /// Who its token says it is (tokens on): its name in every room, and
+    /// the rooms it may join.
+    identity: Option<Identity>,
 }
 
 /// A refusal: what the `error` answer says.
@@ -97,13 +101,15 @@ impl Refusal {
 
 impl Client {
     /// `socket`: the client's socket, which the hub may write to directly
-    /// when its turn allows (`wire::shared`).
+    /// when its turn allows (`wire::shared`). `identity`: what its token
+    /// says, when tokens are on.
     pub(crate) fn new(
         hub: Arc<Hub>,
         limits: Limits,
         socket: Option<Arc<TcpStream>>,
         compression: Option<Compression>,
         counters: OutboxCounters,
+        identity: Option<Identity>,
     ) -> Self {
         let outbox = Outbox::new(
             limits.queue,
@@ -119,11 +125,17 @@ impl Client {
             joined: HashMap::new(),
             errors: 0,
             limits,
+            identity,
         }
     }
 
     pub(crate) fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
+    }
+
+    /// What its token says, when tokens are on.
+    pub(crate) fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
     }
 
     /// The first message of the connection.
@@ -183,6 +195,20 @@ impl Client {
         match message {
             ClientMessage::Join { room, name, since } => {
                 self.check_room(&room)?;
+                // With a token, the token names the member (its `sub`,
+                // checked against --max-name-len at the upgrade) and the
+                // `name` sent is ignored: a client cannot pose as another.
+                let name = match &self.identity {
+                    Some(identity) if !identity.may_join(&room) => {
+                        return Err(Refusal::about(
+                            &room,
+                            ErrorCode::Forbidden,
+                            format!("this token does not allow room {room:?}"),
+                        ));
+                    }
+                    Some(identity) => identity.name().to_owned(),
+                    None => name,
+                };
                 if name.is_empty() {
                     return Err(Refusal::about(
                         &room,

@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub mod admission;
 pub mod deflate;
 pub mod metrics;
 pub mod process;
