@@ -159,14 +159,69 @@ async fn room_deliveries_count_as_sent_also_when_written_straight_to_the_socket(
 #[tokio::test]
 async fn refused_upgrades_are_counted_by_status() {
     let mut config = config();
-    config.max_connections = 1;
+    config.max_connections = 2;
+    config.max_connections_per_ip = 1;
+    config.allowed_origins = Some(vec!["https://chat.example".into()]);
+    config.jwt_secret = Some("metrics-test-secret".into());
     let server = TestServer::start(config).await;
-    let _held = connect(server.addr, "/echo").await;
-    let refused = common::try_connect(server.addr, "/echo", None).await;
-    assert!(refused.is_err(), "the second connection is over the limit");
+    let addr = server.addr;
+    let upgrade = common::admission::upgrade;
+    // 403: an origin not in the list.
+    let refused = upgrade(addr, "/echo", "Origin: https://evil.example\r\n").await;
+    assert_eq!(refused.status, 403);
+    // 401: /ws without a token.
+    assert_eq!(upgrade(addr, "/ws", "").await.status, 401);
+    // 429: a second connection from 127.0.0.1 while the first is open.
+    let _held = connect(addr, "/echo").await;
+    assert_eq!(upgrade(addr, "/echo", "").await.status, 429);
+    // 503: the server's last slot taken from another address, then one more.
+    let other = std::net::IpAddr::from([127, 0, 0, 2]);
+    let (ok, _kept) = common::admission::upgrade_on(
+        common::admission::tcp_from(other, addr).await,
+        addr,
+        "/echo",
+        "",
+    )
+    .await;
+    assert_eq!(ok.status, 101);
+    let third = std::net::IpAddr::from([127, 0, 0, 3]);
+    let (full, _) = common::admission::upgrade_on(
+        common::admission::tcp_from(third, addr).await,
+        addr,
+        "/echo",
+        "",
+    )
+    .await;
+    assert_eq!(full.status, 503);
+    let metrics = Metrics::scrape(addr).await;
+    for status in ["401", "403", "429", "503"] {
+        assert_eq!(
+            metrics.count("duplex_handshake_refusals_total", &[("status", status)]),
+            1.0,
+            "{status}"
+        );
+    }
+    assert_eq!(metrics.value("duplex_connections_total", ECHO), 2.0);
+}
+
+#[tokio::test]
+async fn a_rate_limit_kick_is_counted() {
+    let mut config = config();
+    config.max_messages_per_second = 5;
+    let server = TestServer::start(config).await;
+    let mut ws = connect(server.addr, "/echo").await;
+    // The bucket holds 5; the 6th message at once is over the rate.
+    for i in 0..10 {
+        if ws.send(Message::text(format!("{i}"))).await.is_err() {
+            break;
+        }
+    }
     let metrics = until(server.addr, |m| {
-        m.count("duplex_handshake_refusals_total", &[("status", "503")]) == 1.0
+        m.value("duplex_rate_limit_kicks_total", &[]) == 1.0
     })
     .await;
-    assert_eq!(metrics.value("duplex_connections_total", ECHO), 1.0);
+    assert_eq!(
+        metrics.count("duplex_close_codes_sent_total", &[("code", "1008")]),
+        1.0
+    );
 }
