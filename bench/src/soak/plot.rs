@@ -69,7 +69,7 @@ fn draw_header(summary: &Summary, head: &Area<'_>) -> Result<(), SoakError> {
         .rss_growth_percent
         .map_or(String::new(), |g| format!(" ({g:+.1}% after the warm-up)"));
     let verdict = format!(
-        "{} · RSS {} -> {}{growth} · {} errors · {} echoes and {} deliveries checked",
+        "{} · RSS {} → {}{growth} · {} errors · {} echoes and {} deliveries checked",
         if summary.passed { "PASS" } else { "FAIL" },
         summary.rss_baseline_kib.map_or("-".into(), mib),
         summary.rss_end_kib.map_or("-".into(), mib),
@@ -188,9 +188,10 @@ fn draw_rss(
         chart
             .draw_series([Text::new(
                 format!("bound: baseline +{:.0}%", summary.max_rss_growth_percent),
+                // Text hangs from its point: this puts it just above the line.
                 (
                     summary.warmup_s + (end - summary.warmup_s) * 0.02,
-                    bound * 1.02 + top * 0.02,
+                    bound + top * 0.09,
                 ),
                 ("sans-serif", 11).into_font().color(&FAIL),
             )])
@@ -241,8 +242,10 @@ fn draw_rates(
         group_thousands(summary.errors as usize)
     );
     let mut chart = panel(area, caption, end, top, &y_label)?;
-    line(&mut chart, samples, |s| s.echoes_per_s, BLUE)?;
-    line(&mut chart, samples, |s| s.deliveries_per_s, ORANGE)?;
+    // The first sample is taken as the load starts: it has no rate.
+    let loaded = samples.get(1..).unwrap_or_default();
+    line(&mut chart, loaded, |s| s.echoes_per_s, BLUE)?;
+    line(&mut chart, loaded, |s| s.deliveries_per_s, ORANGE)?;
     // A red mark wherever the error count rose.
     let mut previous = 0;
     let mut marks = Vec::new();
