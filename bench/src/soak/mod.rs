@@ -44,6 +44,10 @@ use summary::{Bounds, Summary};
 /// to the count before the run, or this has passed.
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
+/// The longest drain, however long deliveries keep coming: a bound on the
+/// run, far above any backlog a server that keeps up can build.
+const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+
 /// Options of `duplex-bench soak`.
 #[derive(Debug, Clone, Args)]
 pub struct SoakOptions {
@@ -130,8 +134,11 @@ pub struct SoakOptions {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 
-    /// After the load, how long members may take to read the last
-    /// publishes; what has not come then is lost.
+    /// After the load, members read the publishes still in flight until
+    /// every one has come, or none has come for this long (at most
+    /// 2 min in all); what has not come then is lost. A server that is
+    /// behind (a busy machine) delivers late, not never: the drain waits
+    /// for as long as deliveries keep coming.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
 
@@ -402,11 +409,26 @@ async fn run_local(options: &SoakOptions) -> Result<Summary, SoakError> {
 
     // Drain: publishing stops; members read what is in flight.
     let _ = phase.send(Phase::Drain);
-    let drain_end = Instant::now() + options.drain;
-    while shared.outstanding() > 0 && Instant::now() < drain_end {
+    let draining = Instant::now();
+    let drain_limit = draining + DRAIN_LIMIT;
+    let mut progress = (Instant::now(), shared.counters.delivered.get());
+    while shared.outstanding() > 0 && Instant::now() < drain_limit {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        let delivered = shared.counters.delivered.get();
+        if delivered != progress.1 {
+            progress = (Instant::now(), delivered);
+        } else if progress.0.elapsed() >= options.drain {
+            break;
+        }
     }
     let tail_lost = shared.outstanding();
+    let drain_s = draining.elapsed().as_secs_f64();
+    if tail_lost > 0 {
+        eprintln!(
+            "soak: {} deliveries still owed after the drain: lost",
+            group_thousands(tail_lost as usize)
+        );
+    }
     let _ = phase.send(Phase::Close);
     while tasks.join_next().await.is_some() {}
 
@@ -431,6 +453,7 @@ async fn run_local(options: &SoakOptions) -> Result<Summary, SoakError> {
             fds_after_close,
             rss_after_close_kib,
             tail_lost,
+            drain_s,
         },
     );
     write_results(&options.out, &samples, &summary)?;
@@ -542,6 +565,8 @@ struct Figures {
     rss_after_close_kib: u64,
     /// Deliveries still owed after the drain.
     tail_lost: u64,
+    /// How long the drain took.
+    drain_s: f64,
 }
 
 fn summarize(
@@ -593,6 +618,7 @@ fn summarize(
         warmup_s,
         sample_interval_s: options.sample_interval.as_secs_f64(),
         connect_s: figures.connect_s,
+        drain_s: figures.drain_s,
         rss_before_kib: figures.rss_before_kib,
         fds_before: figures.fds_before,
         rss_baseline_kib: baseline,

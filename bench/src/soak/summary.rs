@@ -54,6 +54,11 @@ pub struct Summary {
     pub sample_interval_s: f64,
     /// Seconds to open (and join) every connection.
     pub connect_s: f64,
+    /// Seconds from the end of the load until every delivery due had come
+    /// (or the drain gave up): how far behind the deliveries were. Absent
+    /// from summaries written before it was measured.
+    #[serde(default)]
+    pub drain_s: f64,
     /// The server's RSS before the first connection, KiB.
     pub rss_before_kib: u64,
     /// Its open descriptors then.
@@ -284,7 +289,7 @@ impl Summary {
         let p99 = |p: &Option<Percentiles>| p.map_or("-".into(), |p| format!("{:.2} ms", p.p99));
         let _ = writeln!(
             out,
-            "  echoes {} sent, {} checked (p99 {}); publishes {}, deliveries {} of {} (p99 {})",
+            "  echoes {} sent, {} checked (p99 {}); publishes {}, deliveries {} of {} (p99 {}; drained in {:.1} s)",
             count(self.echoes_sent),
             count(self.echoes_received),
             p99(&self.echo_latency_ms),
@@ -292,6 +297,7 @@ impl Summary {
             count(self.delivered),
             count(self.deliveries_expected),
             p99(&self.delivery_latency_ms),
+            self.drain_s,
         );
         let _ = writeln!(
             out,
