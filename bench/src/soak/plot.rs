@@ -47,9 +47,24 @@ pub fn draw(samples: &[Sample], summary: &Summary, path: &Path) -> Result<(), So
         .map_or(summary.duration_s, |s| s.t_s)
         .max(summary.duration_s)
         .max(1.0);
-    draw_rss(samples, summary, end, &panels[0])?;
-    draw_fds(samples, end, &panels[1])?;
-    draw_rates(samples, summary, end, &panels[2])?;
+    // Runs of two minutes or more are drawn in minutes, so the axis ticks
+    // fall on whole minutes.
+    let unit = if end >= 120.0 { 60.0 } else { 1.0 };
+    let samples: Vec<Sample> = samples
+        .iter()
+        .map(|s| Sample {
+            t_s: s.t_s / unit,
+            ..s.clone()
+        })
+        .collect();
+    let scaled = Summary {
+        warmup_s: summary.warmup_s / unit,
+        ..summary.clone()
+    };
+    let end = end / unit;
+    draw_rss(&samples, &scaled, end, unit, &panels[0])?;
+    draw_fds(&samples, end, unit, &panels[1])?;
+    draw_rates(&samples, &scaled, end, unit, &panels[2])?;
     root.present().map_err(chart_error)
 }
 
@@ -95,12 +110,11 @@ fn draw_header(summary: &Summary, head: &Area<'_>) -> Result<(), SoakError> {
     Ok(())
 }
 
-/// The x axis: seconds, labelled in minutes for runs of two minutes or
-/// more.
-fn time_label(end: f64) -> impl Fn(&f64) -> String {
+/// The x axis: in minutes when `unit` is 60, else in seconds.
+fn time_label(unit: f64) -> impl Fn(&f64) -> String {
     move |t: &f64| {
-        if end >= 120.0 {
-            format!("{:.0} min", t / 60.0)
+        if unit > 1.0 {
+            format!("{t:.0} min")
         } else {
             format!("{t:.0} s")
         }
@@ -112,6 +126,7 @@ fn panel<'a, 'b>(
     area: &'a Area<'b>,
     caption: String,
     end: f64,
+    unit: f64,
     top: f64,
     y_label: &'a dyn Fn(&f64) -> String,
 ) -> Result<
@@ -130,7 +145,7 @@ fn panel<'a, 'b>(
         .y_label_area_size(70)
         .build_cartesian_2d(0.0_f64..end, 0.0_f64..top.max(1.0))
         .map_err(chart_error)?;
-    let x_label = time_label(end);
+    let x_label = time_label(unit);
     chart
         .configure_mesh()
         .x_labels(11)
@@ -148,6 +163,7 @@ fn draw_rss(
     samples: &[Sample],
     summary: &Summary,
     end: f64,
+    unit: f64,
     area: &Area<'_>,
 ) -> Result<(), SoakError> {
     let rss = |s: &Sample| s.server_rss_kib as f64 / 1024.0;
@@ -161,7 +177,7 @@ fn draw_rss(
         mib(summary.rss_before_kib),
         summary.rss_max_kib.map_or("-".into(), mib)
     );
-    let mut chart = panel(area, caption, end, top, &y_label)?;
+    let mut chart = panel(area, caption, end, unit, top, &y_label)?;
     // The warm-up, not judged.
     chart
         .draw_series([Rectangle::new(
@@ -200,7 +216,7 @@ fn draw_rss(
     line(&mut chart, samples, rss, BLUE)
 }
 
-fn draw_fds(samples: &[Sample], end: f64, area: &Area<'_>) -> Result<(), SoakError> {
+fn draw_fds(samples: &[Sample], end: f64, unit: f64, area: &Area<'_>) -> Result<(), SoakError> {
     let fds = |s: &Sample| s.server_fds as f64;
     let top = samples.iter().map(fds).fold(0.0, f64::max) * 1.2;
     let y_label = |y: &f64| group_thousands(*y as usize);
@@ -219,6 +235,7 @@ fn draw_fds(samples: &[Sample], end: f64, area: &Area<'_>) -> Result<(), SoakErr
         area,
         format!("server open file descriptors (/proc/PID/fd): {range}"),
         end,
+        unit,
         top,
         &y_label,
     )?;
@@ -229,6 +246,7 @@ fn draw_rates(
     samples: &[Sample],
     summary: &Summary,
     end: f64,
+    unit: f64,
     area: &Area<'_>,
 ) -> Result<(), SoakError> {
     let top = samples
@@ -241,7 +259,7 @@ fn draw_rates(
         "messages per second: echoes (blue), deliveries (orange); errors so far: {}",
         group_thousands(summary.errors as usize)
     );
-    let mut chart = panel(area, caption, end, top, &y_label)?;
+    let mut chart = panel(area, caption, end, unit, top, &y_label)?;
     // The first sample is taken as the load starts: it has no rate.
     let loaded = samples.get(1..).unwrap_or_default();
     line(&mut chart, loaded, |s| s.echoes_per_s, BLUE)?;
