@@ -9,6 +9,9 @@
 //!   joins and deliveries of protocol 1 and 2 ([`rooms`]).
 //! - [`hold`]: N idle connections, and the server's memory per connection
 //!   ([`procfs`]); with `--join`, idle members of rooms ([`rooms`]).
+//! - [`soak`]: thousands of connections held for minutes under echo and
+//!   fan-out load, the server's RSS and descriptors sampled into a CSV and
+//!   a plot, and a verdict (no errors, memory flat, descriptors constant).
 //! - [`report`]: the comparison table (medians, ratios) and chart from the
 //!   [`record`]s of many runs.
 //!
@@ -28,6 +31,7 @@ pub mod procfs;
 pub mod record;
 pub mod report;
 pub mod rooms;
+pub mod soak;
 pub mod stats;
 pub mod target;
 pub mod ws;

@@ -13,9 +13,10 @@ use duplex_bench::hold::HoldOptions;
 use duplex_bench::output::Progress;
 use duplex_bench::record::RunRecord;
 use duplex_bench::report::ReportOptions;
+use duplex_bench::soak::{SoakOptions, SoakPlotOptions};
 
-/// duplex-bench: WebSocket load generator (echo, idle hold) and the report
-/// of a comparison between servers.
+/// duplex-bench: WebSocket load generator (echo, fan-out, idle hold, soak)
+/// and the report of a comparison between servers.
 ///
 /// Runs on one thread, so it can be pinned to one core (taskset -c 1)
 /// apart from the server's. Every echo is checked byte for byte.
@@ -40,6 +41,13 @@ enum Command {
     /// Render the comparison table (markdown) and chart (SVG) from a
     /// directory of --json results.
     Report(ReportOptions),
+    /// Soak a Duplex server: connections held for minutes under echo and
+    /// room fan-out load, its RSS and open descriptors sampled, every
+    /// error counted; writes samples.csv, summary.json and plot.svg and
+    /// exits 2 unless memory stayed flat with no error.
+    Soak(SoakOptions),
+    /// Redraw a soak's plot.svg from its samples.csv and summary.json.
+    SoakPlot(SoakPlotOptions),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +97,27 @@ fn run() -> anyhow::Result<ExitCode> {
                 .context("cannot start the runtime")?
                 .context("hold run failed")?;
             print(&record, options.output.json)
+        }
+        Command::Soak(options) => {
+            raise_fd_limit();
+            let summary = duplex_bench::block_on(duplex_bench::soak::run(&options))
+                .context("cannot start the runtime")?
+                .context("soak failed")?;
+            print!("{}", summary.to_text());
+            eprintln!(
+                "wrote {0}/samples.csv, {0}/summary.json and {0}/plot.svg",
+                options.out.display()
+            );
+            Ok(if summary.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::SoakPlot(options) => {
+            let plot = duplex_bench::soak::replot(&options).context("soak-plot failed")?;
+            eprintln!("wrote {}", plot.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Report(options) => {
             let markdown = duplex_bench::report::run(&options).context("report failed")?;

@@ -72,6 +72,26 @@ impl Process {
         })
     }
 
+    /// Open file descriptors: the entries of `/proc/PID/fd` (sockets,
+    /// the listener, epoll, pipes, files).
+    ///
+    /// # Errors
+    /// The process has gone, this is not Linux, or its descriptors are not
+    /// readable by this user.
+    pub fn open_fds(self) -> Result<u64, ProcError> {
+        let path = self.file("fd");
+        let read = |source| ProcError::Read {
+            path: path.clone(),
+            source,
+        };
+        let mut count = 0;
+        for entry in std::fs::read_dir(&path).map_err(read)? {
+            entry.map_err(read)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// User plus system CPU time used so far, all threads.
     ///
     /// # Errors
@@ -173,6 +193,8 @@ mod tests {
     #[test]
     fn this_process_can_be_read() {
         assert!(Process::Current.rss_kib().expect("linux") > 0);
+        // stdin, stdout, stderr at least, and the directory being read.
+        assert!(Process::Current.open_fds().expect("linux") >= 3);
         let meter = CpuMeter::start(Process::Current).expect("linux");
         assert_eq!(meter.percent(), None, "too soon to say");
     }
