@@ -73,15 +73,6 @@ cores="$(nproc --all)"
 [ "$SERVER_CPU" != "$GENERATOR_CPU" ] || die "server and generator must be on different cores"
 [ "$SERVER_CPU" -lt "$cores" ] && [ "$GENERATOR_CPU" -lt "$cores" ] \
     || die "this machine has $cores cores; pick --server-cpu and --generator-cpu below $cores"
-# How busy the machine is now: CPU use over one second (the load average
-# lags by minutes). Anything else running adds noise to every number.
-busy_percent() {
-    local a b
-    a="$(head -n1 /proc/stat)"; sleep 1; b="$(head -n1 /proc/stat)"
-    printf '%s\n%s\n' "$a" "$b" | awk '
-        { idle[NR] = $5 + $6; total[NR] = 0; for (i = 2; i <= NF; i++) total[NR] += $i }
-        END { t = total[2] - total[1]; busy = 0; if (t) busy = 100 * (1 - (idle[2] - idle[1]) / t); printf "%.0f", busy }'
-}
 busy="$(busy_percent)"
 load="$(cut -d' ' -f1-3 /proc/loadavg) (CPU $busy% busy just before the run)"
 if [ "$busy" -gt 10 ]; then

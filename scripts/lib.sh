@@ -43,3 +43,14 @@ stop_server() {
     SERVER_PID=""
     [ "$status" -eq 0 ] || die "server exited with status $status after SIGTERM (expected 0)"
 }
+
+# How busy the machine is now: CPU use over one second, in percent (the
+# load average lags by minutes). Anything else running adds noise to
+# timings (bench.sh) and latencies (soak.sh).
+busy_percent() {
+    local a b
+    a="$(head -n1 /proc/stat)"; sleep 1; b="$(head -n1 /proc/stat)"
+    printf '%s\n%s\n' "$a" "$b" | awk '
+        { idle[NR] = $5 + $6; total[NR] = 0; for (i = 2; i <= NF; i++) total[NR] += $i }
+        END { t = total[2] - total[1]; busy = 0; if (t) busy = 100 * (1 - (idle[2] - idle[1]) / t); printf "%.0f", busy }'
+}

@@ -6,9 +6,12 @@
 # shutdown. Also writes the top functions of Duplex's second run.
 #
 #   scripts/profile.sh [CONNECTIONS [PAYLOAD]]    default: 100 20
+#   DUPLEX_BASE=/path/to/older/duplex scripts/profile.sh   also counts that
+#       binary (e.g. a build of the commit before a change), for a ratio
 #
 # Needs scripts/bench.sh to have built the peers (target/peers/release);
-# servers that are missing are skipped.
+# servers that are missing are skipped. Binaries come from CARGO_TARGET_DIR
+# when it is set.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -16,7 +19,8 @@ connections="${1:-100}"
 payload="${2:-20}"
 n1=5000
 n2=25000
-out="$ROOT/target/profile"
+target="${CARGO_TARGET_DIR:-$ROOT/target}"
+out="$target/profile"
 mkdir -p "$out"
 command -v valgrind >/dev/null || die "valgrind is needed (apt-get install valgrind)"
 cargo build --release --locked --quiet -p duplex-server -p duplex-bench
@@ -35,7 +39,7 @@ total_instructions() {
         sleep 0.1
     done
     [ -n "$addr" ] || { kill "$pid"; die "$name did not start under callgrind (see $log)"; }
-    "$ROOT/target/release/duplex-bench" echo --url "ws://$addr/" --connections "$connections" \
+    "$target/release/duplex-bench" echo --url "ws://$addr/" --connections "$connections" \
         --size "$payload" --messages "$n" --timeout 60s --no-progress >"$out/$name.$n.bench" 2>&1 ||
         { kill "$pid"; die "$name: the load run failed (see $out/$name.$n.bench)"; }
     kill -TERM "$pid"
@@ -44,13 +48,14 @@ total_instructions() {
 }
 
 declare -A servers=(
-    [duplex]="$ROOT/target/release/duplex --listen 127.0.0.1:0 --log-format json --workers 1"
+    [duplex]="$target/release/duplex --listen 127.0.0.1:0 --log-format json --workers 1"
+    [duplex-base]="${DUPLEX_BASE:-/nonexistent} --listen 127.0.0.1:0 --log-format json --workers 1"
     [tungstenite]="$ROOT/target/peers/release/tungstenite-echo 127.0.0.1:0"
     [fastwebsockets]="$ROOT/target/peers/release/fastwebsockets-echo 127.0.0.1:0"
 )
 say "instructions per echoed message: $connections connections x $payload B (callgrind)"
 printf '| server | instructions per message |\n|---|---:|\n'
-for name in duplex tungstenite fastwebsockets; do
+for name in duplex duplex-base tungstenite fastwebsockets; do
     read -r -a command <<<"${servers[$name]}"
     [ -x "${command[0]}" ] || { say "skipping $name: ${command[0]} is not built"; continue; }
     a="$(total_instructions "$name" "$n1" "${command[@]}")"

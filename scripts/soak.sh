@@ -71,15 +71,6 @@ read -r low high < /proc/sys/net/ipv4/ip_local_port_range
 [ $((high - low)) -gt "$CONNECTIONS" ] \
     || die "only $((high - low)) local ports ($low-$high) for $CONNECTIONS connections: widen net.ipv4.ip_local_port_range"
 
-# How busy the machine is now: CPU use over one second. Others' work shares
-# the cores and shows in latencies, not in memory or errors.
-busy_percent() {
-    local a b
-    a="$(head -n1 /proc/stat)"; sleep 1; b="$(head -n1 /proc/stat)"
-    printf '%s\n%s\n' "$a" "$b" | awk '
-        { idle[NR] = $5 + $6; total[NR] = 0; for (i = 2; i <= NF; i++) total[NR] += $i }
-        END { t = total[2] - total[1]; busy = 0; if (t) busy = 100 * (1 - (idle[2] - idle[1]) / t); printf "%.0f", busy }'
-}
 
 say "building the server and duplex-bench (release)"
 cargo build --release --locked -p duplex-server -p duplex-bench
