@@ -23,6 +23,9 @@ mod connection;
 mod deflate;
 mod echo;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod keepalive;
 pub mod push;
