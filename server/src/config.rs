@@ -462,8 +462,10 @@ mod tests {
     /// bound that passed in release ones.
     #[test]
     fn a_message_size_near_the_top_of_usize_is_refused() {
-        let mut config = Config::default();
-        config.max_message_size = parse_size("18446744073709551615").expect("fits");
+        let config = Config {
+            max_message_size: parse_size("18446744073709551615").expect("fits"),
+            ..Config::default()
+        };
         assert!(matches!(
             config.validate(),
             Err(ConfigError::OutboundTooSmall { needed, .. }) if needed == usize::MAX
@@ -475,8 +477,10 @@ mod tests {
     /// every connection that closed.
     #[test]
     fn durations_past_a_century_are_refused() {
-        let mut config = Config::default();
-        config.close_timeout = humantime::parse_duration("300000000000y").expect("parses");
+        let mut config = Config {
+            close_timeout: humantime::parse_duration("300000000000y").expect("parses"),
+            ..Config::default()
+        };
         assert_eq!(
             config.validate(),
             Err(ConfigError::TooLong("close-timeout"))
