@@ -15,19 +15,24 @@ seconds="${1:-20}"
 command -v cargo-fuzz >/dev/null || die "cargo-fuzz is missing: run scripts/setup.sh"
 
 cd "$ROOT/fuzz"
-# The flags: without AddressSanitizer and with 16 codegen units by
-# default, the cheapest build for the short run in scripts/test.sh;
-# campaigns build with FUZZ_SANITIZER=address (leaks and memory errors in
-# dependencies' unsafe code are caught too) and FUZZ_CODEGEN_UNITS= (empty:
-# cargo fuzz's single unit, faster runs). docs/fuzzing.md has the costs.
+# How to build. The default is the cheapest cold build, for the short run
+# in scripts/test.sh: unoptimised (debug assertions and overflow checks
+# on) and without AddressSanitizer, half the CPU time of cargo fuzz's
+# default. Campaigns build with FUZZ_BUILD=release (10-45x the executions
+# per second) and FUZZ_SANITIZER=address (memory errors in dependencies'
+# unsafe code, and leaks). docs/fuzzing.md has the measurements.
+build="${FUZZ_BUILD:-dev}"
 sanitizer="${FUZZ_SANITIZER:-none}"
-codegen_units="${FUZZ_CODEGEN_UNITS-16}"
+case "$build" in
+    dev) profile=debug; flags=(--dev) ;;
+    release) profile=release; flags=() ;;
+    *) die "FUZZ_BUILD is dev or release, not $build" ;;
+esac
 # The build goes outside the clone, like the tools (lib.sh), one folder per
-# set of flags: a fresh clone on the same machine rebuilds only Duplex's own
-# crates, not the ~160 instrumented dependencies.
-target_dir="${FUZZ_TARGET_DIR:-$TOOLS/fuzz-target/$sanitizer-cgu${codegen_units:-1}}"
-flags=(--sanitizer "$sanitizer" --target-dir "$target_dir")
-[ -z "$codegen_units" ] || flags+=(--codegen-units "$codegen_units")
+# kind of build: a fresh clone on the same machine rebuilds only Duplex's
+# own crates, not the ~160 instrumented dependencies.
+target_dir="${FUZZ_TARGET_DIR:-$TOOLS/fuzz-target/$build-$sanitizer}"
+flags+=(--sanitizer "$sanitizer" --target-dir "$target_dir")
 
 t0=$SECONDS
 cargo +nightly fuzz build "${flags[@]}"
@@ -39,7 +44,7 @@ mapfile -t targets < <(cargo +nightly fuzz list)
 # before each target (seconds each on a busy machine). The ASan option is
 # the one cargo fuzz sets.
 triple="$(rustc +nightly -vV | sed -n 's/^host: //p')"
-bin_dir="$target_dir/$triple/release"
+bin_dir="$target_dir/$triple/$profile"
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_odr_violation=0"
 
 total=0
