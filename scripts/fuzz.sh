@@ -5,7 +5,7 @@
 # first crash, hang (no answer to one input within 10 s) or leak (with
 # AddressSanitizer), naming the input libFuzzer saved
 # (fuzz/artifacts/TARGET/). Each run starts from a copy of the committed
-# seeds (fuzz/corpus/TARGET) in fuzz/runs/TARGET, so the seeds stay as
+# seeds (fuzz/corpus/TARGET) in fuzz/runs/BUILD/TARGET, so the seeds stay as
 # committed; what a run found stays there until the next. Long campaigns:
 # docs/fuzzing.md.
 source "$(dirname "$0")/lib.sh"
@@ -47,14 +47,17 @@ triple="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 bin_dir="$target_dir/$triple/$profile"
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_odr_violation=0"
 
+# One folder per kind of build, so a campaign and a short run can go on at
+# the same time.
+runs="runs/$build-$sanitizer"
 total=0
 report=()
 for target in "${targets[@]}"; do
-    corpus="runs/$target"
+    corpus="$runs/$target"
     rm -rf "$corpus"
     mkdir -p "$corpus" "artifacts/$target"
     cp -r "corpus/$target/." "$corpus/"
-    log="runs/$target.log"
+    log="$runs/$target.log"
     say "fuzzing $target for ${seconds} s"
     status=0
     "$bin_dir/$target" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
