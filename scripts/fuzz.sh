@@ -18,7 +18,7 @@ cd "$ROOT/fuzz"
 # How to build. The default is the cheapest cold build, for the short run
 # in scripts/test.sh: unoptimised (debug assertions and overflow checks
 # on) and without AddressSanitizer, half the CPU time of cargo fuzz's
-# default. Campaigns build with FUZZ_BUILD=release (10-45x the executions
+# default. Campaigns build with FUZZ_BUILD=release (7-47x the executions
 # per second) and FUZZ_SANITIZER=address (memory errors in dependencies'
 # unsafe code, and leaks). docs/fuzzing.md has the measurements.
 build="${FUZZ_BUILD:-dev}"
