@@ -11,6 +11,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 # Pinned versions: a change here is a deliberate upgrade.
 KOSOKU_VERSION="0.1.0"
+CARGO_FUZZ_VERSION="0.13.2"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

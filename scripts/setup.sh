@@ -18,6 +18,17 @@ if ! cargo nextest --version 2>/dev/null | grep -q '^cargo-nextest 0\.9\.'; then
     cargo install --locked cargo-nextest --version 0.9.143
 fi
 
+# cargo-fuzz and the nightly toolchain it builds with: the fuzz targets in
+# fuzz/ (scripts/fuzz.sh, docs/fuzzing.md). About a minute on 2 cores.
+if ! rustup toolchain list | grep -q '^nightly-'; then
+    say "installing the nightly toolchain (for cargo-fuzz)"
+    rustup toolchain install nightly --profile minimal
+fi
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+    say "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+    cargo install --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+fi
+
 # kosoku: runs the Autobahn TestSuite cases against a server, in its own venv.
 venv="$TOOLS/venv"
 if [ "$("$venv/bin/python" -m pip show kosoku 2>/dev/null | sed -n 's/^Version: //p')" != "$KOSOKU_VERSION" ]; then

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The one command that runs every check: installs what is missing
 # (idempotently), then formatting, lints (native and wasm32), the Autobahn
-# conformance run, the browser suites in headless Chromium, a load-generator
-# smoke run and every native test suite, and ends with a summary of each
-# stage.
+# conformance run, a short run of every fuzz target, the browser suites in
+# headless Chromium, a load-generator smoke run and every native test suite,
+# and ends with a summary of each stage.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -47,6 +47,7 @@ stage "cargo fmt --check" cargo fmt --all --check
 stage "cargo clippy (native, all targets, -D warnings)" \
     cargo clippy --workspace --all-targets --locked -- -D warnings
 stage "Autobahn TestSuite vs autobahn/expected.json" scripts/autobahn.sh
+stage "fuzz targets, 5 s each (scripts/fuzz.sh; long campaigns: docs/fuzzing.md)" scripts/fuzz.sh 5
 stage "doc tests" cargo test --workspace --doc --locked --quiet
 stage "browser suites: wasm32 clippy, wasm-bindgen tests, the page in headless Chromium, trunk serve's proxies" \
     scripts/test-browser.sh

@@ -395,6 +395,13 @@ impl Config {
         if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::Zero(name));
         }
+        if let Some((name, _)) = durations
+            .iter()
+            .chain(&[("shutdown-grace", self.shutdown_grace)])
+            .find(|(_, d)| *d > MAX_DURATION)
+        {
+            return Err(ConfigError::TooLong(name));
+        }
         if self.max_frame_size > self.max_message_size {
             return Err(ConfigError::FrameLargerThanMessage {
                 frame: self.max_frame_size,
@@ -403,7 +410,11 @@ impl Config {
         }
         // tungstenite counts whole frames (header included) against this
         // bound, on top of up to one write batch already queued.
-        let needed = self.max_message_size + WRITE_BATCH + MAX_FRAME_HEADER;
+        // Saturating: a size near usize::MAX must fail the check, not wrap
+        // past it (issue 13, found by fuzzing).
+        let needed = self
+            .max_message_size
+            .saturating_add(WRITE_BATCH + MAX_FRAME_HEADER);
         if self.max_outbound_buffer < needed {
             return Err(ConfigError::OutboundTooSmall {
                 outbound: self.max_outbound_buffer,
@@ -516,6 +527,12 @@ fn origin_syntax(entry: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The longest duration any option takes: a century is no real timeout
+/// or TTL, and far enough past it `Instant::now() + duration` overflows,
+/// a panic in every connection (issue 13, found by fuzzing: `--close-timeout
+/// 300000000000y` passed validation).
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// The largest WebSocket frame header a server writes: 2 bytes, 8 bytes of
 /// extended length, no mask (RFC 6455, section 5.2).
 const MAX_FRAME_HEADER: usize = 10;
@@ -576,6 +593,44 @@ mod tests {
         assert_eq!(config.max_message_size, 16 << 20);
         assert_eq!(config.read_buffer_size, 16 << 10);
         assert_eq!(config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    /// Issue 13 (fuzzing, target `config`): a message size near usize::MAX
+    /// overflowed the outbound check, a panic in debug builds and a wrapped
+    /// bound that passed in release ones.
+    #[test]
+    fn a_message_size_near_the_top_of_usize_is_refused() {
+        let config = Config {
+            max_message_size: parse_size("18446744073709551615").expect("fits"),
+            ..Config::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::OutboundTooSmall { needed, .. }) if needed == usize::MAX
+        ));
+    }
+
+    /// Issue 13 (fuzzing, target `config`): `--close-timeout 300000000000y`
+    /// passed validation, then `Instant::now() + close_timeout` panicked in
+    /// every connection that closed.
+    #[test]
+    fn durations_past_a_century_are_refused() {
+        let mut config = Config {
+            close_timeout: humantime::parse_duration("300000000000y").expect("parses"),
+            ..Config::default()
+        };
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::TooLong("close-timeout"))
+        );
+        config.close_timeout = MAX_DURATION;
+        config.shutdown_grace = MAX_DURATION + Duration::from_secs(1);
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::TooLong("shutdown-grace"))
+        );
+        config.shutdown_grace = MAX_DURATION;
         assert_eq!(config.validate(), Ok(()));
     }
 
@@ -662,6 +717,9 @@ pub enum ConfigError {
     /// A size, count or duration that must be positive is zero.
     #[error("--{0} must be greater than zero")]
     Zero(&'static str),
+    /// A duration over [`MAX_DURATION`] (100 years).
+    #[error("--{0} is longer than 100 years")]
+    TooLong(&'static str),
     /// A frame can never be larger than the message it is part of.
     #[error("--max-frame-size ({frame} bytes) exceeds --max-message-size ({message} bytes)")]
     FrameLargerThanMessage {

@@ -323,7 +323,7 @@ fn upgrade(
 /// previous ones as context; uWebSockets issue #1347): every message after
 /// the first would fail to inflate and close the connection with 1007.
 /// Duplex declines their offer, so those browsers work, uncompressed.
-fn negotiate_deflate(headers: &HeaderMap) -> Option<Agreement> {
+pub(crate) fn negotiate_deflate(headers: &HeaderMap) -> Option<Agreement> {
     if headers
         .get(header::USER_AGENT)
         .is_some_and(|agent| is_broken_safari(agent.as_bytes()))
@@ -341,7 +341,7 @@ fn negotiate_deflate(headers: &HeaderMap) -> Option<Agreement> {
 /// Safari 15.0 to 15.3: `Version/15.N` and `Safari/` without `Chrome/`.
 /// Every browser on iOS 15.0-15.3 runs Safari's engine and sends the same
 /// `Version/` token, so they are declined too, as they should be.
-fn is_broken_safari(agent: &[u8]) -> bool {
+pub(crate) fn is_broken_safari(agent: &[u8]) -> bool {
     let Ok(agent) = std::str::from_utf8(agent) else {
         return false;
     };
@@ -363,7 +363,7 @@ fn is_broken_safari(agent: &[u8]) -> bool {
 
 /// `Connection` lists `upgrade` and `Upgrade` is `websocket`, both compared
 /// without regard to case as RFC 6455 requires.
-fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+pub(crate) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let connection_upgrade = headers
         .get_all(header::CONNECTION)
         .iter()

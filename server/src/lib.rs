@@ -24,6 +24,9 @@ mod connection;
 mod deflate;
 mod echo;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod keepalive;
 mod metrics;

@@ -179,7 +179,7 @@ fn key(room: &str, what: &str) -> String {
     format!("{PREFIX}{{{room}}}:{what}")
 }
 
-fn channel(room: &str) -> String {
+pub(crate) fn channel(room: &str) -> String {
     format!("{PREFIX}{{{room}}}")
 }
 
@@ -640,7 +640,7 @@ fn entries(value: &Value) -> Option<Vec<(u64, Post)>> {
         .collect()
 }
 
-fn parse_join(value: Value) -> Option<JoinReply> {
+pub(crate) fn parse_join(value: Value) -> Option<JoinReply> {
     let [epoch, top, count, list, recovered, replay] = array(&value)? else {
         return None;
     };
@@ -663,7 +663,7 @@ fn parse_join(value: Value) -> Option<JoinReply> {
     })
 }
 
-fn parse_range(value: Value) -> Option<Range> {
+pub(crate) fn parse_range(value: Value) -> Option<Range> {
     let [epoch, top, posts] = array(&value)? else {
         return None;
     };

@@ -32,7 +32,7 @@
 //!   socket's turn ([`shared`]), taken before each of our writes.
 
 mod frame;
-mod frame_scan;
+pub(crate) mod frame_scan;
 mod inflate;
 pub(crate) mod shared;
 mod tungstenite;

@@ -1,0 +1,5 @@
+//! `frame_scan`: see `duplex_server::fuzzing::frame_scan` for the input's layout and
+//! what is asserted (the parser it reaches is crate-private).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| duplex_server::fuzzing::frame_scan(data));

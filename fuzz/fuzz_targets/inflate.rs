@@ -1,0 +1,5 @@
+//! `inflate`: see `duplex_server::fuzzing::inflate` for the input's layout and
+//! what is asserted (the parser it reaches is crate-private).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| duplex_server::fuzzing::inflate(data));
