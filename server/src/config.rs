@@ -717,7 +717,7 @@ pub enum ConfigError {
     /// A size, count or duration that must be positive is zero.
     #[error("--{0} must be greater than zero")]
     Zero(&'static str),
-    /// A duration over [`MAX_DURATION`] (100 years).
+    /// A duration over 100 years (the longest any option takes).
     #[error("--{0} is longer than 100 years")]
     TooLong(&'static str),
     /// A frame can never be larger than the message it is part of.
