@@ -97,6 +97,25 @@ write("handshake", "duplicates", "\n".join([
     "2:permessage-deflate; server_max_window_bits",
     '2:permessage-deflate; a="b,c"; d', "3:Version/15.3.1 Safari/1 Chrome/2"]))
 
+# admission: the request target on the first line, then header lines;
+# fuzzing::admission checks against its own origins and "fuzz-secret".
+def hs256(claims, secret=b"fuzz-secret"):
+    import base64, hashlib, hmac, json
+    def b64(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(signature)}"
+TOKEN = hs256({"sub": "ada", "exp": 4102444800, "rooms": ["lobby"]})
+write("admission", "listed-origin", "\n".join(["/echo", "origin: https://chat.example"]))
+write("admission", "other-origin", "\n".join(["/", "origin: https://evil.example", "origin: null"]))
+write("admission", "query-token", "\n".join(["/ws?token=" + TOKEN, "origin: http://localhost:8080"]))
+write("admission", "header-token", "\n".join(["/ws?token=x", "authorization: Bearer " + TOKEN]))
+write("admission", "basic", "\n".join(["/ws", "authorization: Basic YWRhOnB3"]))
+write("admission", "alg-none", "\n".join(["/ws?token=eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZGEifQ."]))
+write("admission", "two-tokens", "\n".join(["/ws?token=a&token=" + TOKEN]))
+
 # client_message: a /ws text message.
 for name, text in [
     ("join", '{"type":"join","room":"lobby","name":"ada"}'),

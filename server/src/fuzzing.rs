@@ -22,8 +22,10 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use redis::{PushInfo, PushKind, Value};
 use tokio::io::ReadBuf;
 
+use crate::admission::{Admission, Refusal};
 use crate::cluster;
 use crate::config::{Config, parse_size};
+use crate::connection::Service;
 use crate::deflate::{Compression, DeflateError, WINDOWS};
 use crate::http;
 use crate::rooms::Post;
@@ -540,4 +542,59 @@ pub fn config(data: &[u8]) {
     }
     // The frame header bound the rooms' outbox and tungstenite count on.
     assert!(config.max_outbound_buffer >= config.max_message_size);
+}
+
+/// The origins and the secret [`admission`] checks against.
+const FUZZ_ORIGINS: [&str; 2] = ["https://chat.example", "http://localhost:8080"];
+
+/// Who may connect (`admission/`): the Origin check on every path and the
+/// token's extraction and verification on `/ws`, for any request. The
+/// first line of `data` is the request target (`/ws?token=…`), the rest
+/// header lines as in [`handshake`] (write `origin:` or `authorization:`
+/// in full).
+///
+/// Asserts: `/echo` is never refused for its token; a request without an
+/// `Origin` header passes the Origin check; one with exactly a listed
+/// origin (and nothing else) does too; a token that verifies names a
+/// member that fits `--max-name-len`.
+pub fn admission(data: &[u8]) {
+    static ADMISSION: std::sync::OnceLock<(Admission, usize)> = std::sync::OnceLock::new();
+    let (admission, max_name_len) = ADMISSION.get_or_init(|| {
+        let mut config = Config::default();
+        config.allowed_origins = Some(FUZZ_ORIGINS.iter().map(|o| (*o).to_owned()).collect());
+        config.jwt_secret = Some("fuzz-secret".to_owned());
+        let admission = Admission::new(&config).expect("the fuzz configuration is valid");
+        (admission, config.max_name_len)
+    });
+    let (target, rest) = match data.iter().position(|&b| b == b'\n') {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(uri) = hyper::Uri::try_from(target) else {
+        return;
+    };
+    let headers = header_map(rest);
+    let origins: Vec<&[u8]> = headers
+        .get_all(header::ORIGIN)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    match admission.check(&headers, &uri, Service::Echo) {
+        Ok(identity) => assert!(identity.is_none(), "/echo has no identity"),
+        Err(Refusal::Origin) => {
+            assert!(
+                !origins.is_empty(),
+                "refused for an Origin it does not have"
+            );
+            assert!(
+                !(origins.len() == 1 && FUZZ_ORIGINS.iter().any(|o| o.as_bytes() == origins[0])),
+                "refused a listed origin"
+            );
+        }
+        Err(other) => panic!("/echo refused for {other:?}"),
+    }
+    if let Ok(Some(identity)) = admission.check(&headers, &uri, Service::Rooms) {
+        let name = identity.name();
+        assert!(!name.is_empty() && name.len() <= *max_name_len, "{name:?}");
+    }
 }
