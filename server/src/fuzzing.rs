@@ -560,9 +560,11 @@ const FUZZ_ORIGINS: [&str; 2] = ["https://chat.example", "http://localhost:8080"
 pub fn admission(data: &[u8]) {
     static ADMISSION: std::sync::OnceLock<(Admission, usize)> = std::sync::OnceLock::new();
     let (admission, max_name_len) = ADMISSION.get_or_init(|| {
-        let mut config = Config::default();
-        config.allowed_origins = Some(FUZZ_ORIGINS.iter().map(|o| (*o).to_owned()).collect());
-        config.jwt_secret = Some("fuzz-secret".to_owned());
+        let config = Config {
+            allowed_origins: Some(FUZZ_ORIGINS.iter().map(|o| (*o).to_owned()).collect()),
+            jwt_secret: Some("fuzz-secret".to_owned()),
+            ..Config::default()
+        };
         let admission = Admission::new(&config).expect("the fuzz configuration is valid");
         (admission, config.max_name_len)
     });
