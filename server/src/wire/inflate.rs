@@ -149,6 +149,10 @@ impl Inflate {
             }
             let rest = &mut input[used..];
             match self.state {
+                // A full chunk inflated from the frame just ended goes out
+                // now, not when the next frame's header comes: has_output()
+                // promised it (issue 13, found by fuzzing).
+                State::Header if self.pending_full() => self.frame_pending(false),
                 State::Header => {
                     if rest.is_empty() {
                         return Ok(used);
@@ -592,6 +596,89 @@ mod tests {
         };
         encode_frame(&mut ping, &header, b"");
         assert_eq!(transform(&ping, 100, 100, 1000), Ok(ping.clone()));
+    }
+
+    /// Issue 13 (fuzzing, target `inflate`): a compressed frame that ended
+    /// with a full chunk inflated left `has_output()` true, yet `fill` gave
+    /// nothing until the next frame's header came. The fuzzer's input: a
+    /// 1000-byte limit (1000-byte chunks), 16-byte compressed frames, reads
+    /// of the sizes below, one byte handed on per call.
+    #[test]
+    fn has_output_means_fill_gives_output() {
+        const RUNS: [(u8, usize); 42] = [
+            (15, 47),
+            (120, 27),
+            (112, 1),
+            (120, 60),
+            (8, 1),
+            (0, 7),
+            (120, 58),
+            (21, 24),
+            (0, 27),
+            (255, 1),
+            (248, 1),
+            (0, 32),
+            (15, 3),
+            (120, 24),
+            (48, 1),
+            (120, 61),
+            (136, 1),
+            (135, 6),
+            (143, 1),
+            (120, 6),
+            (21, 68),
+            (120, 19),
+            (21, 36),
+            (120, 11),
+            (21, 48),
+            (221, 1),
+            (21, 3),
+            (120, 34),
+            (15, 49),
+            (120, 124),
+            (2, 1),
+            (120, 212),
+            (116, 1),
+            (120, 55),
+            (130, 1),
+            (120, 176),
+            (148, 1),
+            (120, 317),
+            (0, 25),
+            (120, 1),
+            (0, 34),
+            (120, 106),
+        ];
+        let payload: Vec<u8> = RUNS.iter().flat_map(|&(b, n)| [b].repeat(n)).collect();
+        let message = Sent {
+            text: false,
+            payload,
+            compressed: true,
+            split: vec![16; 15],
+            ping: false,
+        };
+        let stream = client_frames(&message, [2, 15, 15, 15]);
+        let mut reads = vec![2, 3, 16, 16, 16, 16, 16, 16, 16, 16, 3, 3, 256, 1, 2].into_iter();
+        let mut inflate = Inflate::new(1000, 1000);
+        let mut storage = [MaybeUninit::uninit(); 1];
+        let (mut pending, mut fed) = (Vec::new(), 0);
+        for _ in 0..100_000 {
+            let take = reads.next().unwrap_or(usize::MAX).min(stream.len() - fed);
+            pending.extend_from_slice(&stream[fed..fed + take]);
+            fed += take;
+            let promised = inflate.has_output();
+            let mut buf = ReadBuf::uninit(&mut storage);
+            match inflate.fill(&mut pending, &mut buf) {
+                Ok(used) => drop(pending.drain(..used)),
+                // 1712 bytes: over the limit, in the end.
+                Err(error) => return assert_eq!(error, DeflateError::TooLarge),
+            }
+            assert!(
+                !promised || !buf.filled().is_empty(),
+                "has_output() but nothing came out, {fed} bytes fed"
+            );
+        }
+        panic!("neither done nor failed");
     }
 
     #[test]
