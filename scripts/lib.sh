@@ -55,3 +55,17 @@ busy_percent() {
         { idle[NR] = $5 + $6; total[NR] = 0; for (i = 2; i <= NF; i++) total[NR] += $i }
         END { t = total[2] - total[1]; busy = 0; if (t) busy = 100 * (1 - (idle[2] - idle[1]) / t); printf "%.0f", busy }'
 }
+
+# stop_pid PID TENTHS : SIGTERM, up to TENTHS tenths of a second to exit,
+# then SIGKILL; reaps it. For processes this script started (bench.sh's
+# servers, soak.sh's server).
+stop_pid() {
+    local pid="$1" tenths="$2"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 "$tenths"); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
