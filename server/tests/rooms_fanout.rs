@@ -62,10 +62,18 @@ async fn a_thousand_members_each_receive_every_message_once_in_order() {
 
     let (mut publisher, _) = connect_rooms(server.addr).await;
     join(&mut publisher, "big", "publisher").await;
-    let mut readers = tokio::task::JoinSet::new();
+    let mut members = Vec::with_capacity(MEMBERS);
     for i in 1..MEMBERS {
         let (mut ws, _) = connect_rooms(server.addr).await;
         join(&mut ws, "big", &format!("m{i}")).await;
+        members.push((i, ws));
+    }
+    // The readers start once everyone has joined: each waits at most WAIT
+    // for its next message, and members past the presence limit hear
+    // nothing while the others join (which took over 5 s on a loaded
+    // machine).
+    let mut readers = tokio::task::JoinSet::new();
+    for (i, mut ws) in members {
         readers.spawn(async move {
             let mut got = Vec::with_capacity(MESSAGES + 1);
             // Everything up to the end marker: duplicates or reordering
