@@ -39,7 +39,7 @@ use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script, Val
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
 
-use crate::rooms::Post;
+use crate::rooms::{Epoch, Post};
 
 /// Every key and channel starts with this.
 const PREFIX: &str = "duplex:";
@@ -95,7 +95,7 @@ pub enum ClusterError {
 /// What the cluster's state of a room is after a join.
 #[derive(Debug)]
 pub(crate) struct JoinReply {
-    pub(crate) epoch: Arc<str>,
+    pub(crate) epoch: Epoch,
     pub(crate) top: u64,
     pub(crate) count: usize,
     pub(crate) members: Vec<Member>,
@@ -108,7 +108,7 @@ pub(crate) struct JoinReply {
 #[derive(Debug)]
 pub(crate) enum Event {
     Message {
-        epoch: Arc<str>,
+        epoch: Epoch,
         offset: u64,
         post: Post,
     },
@@ -121,7 +121,7 @@ pub(crate) enum Event {
 #[derive(Debug)]
 pub(crate) struct Range {
     /// `None` when Redis has no history of the room (new, expired, lost).
-    pub(crate) epoch: Option<Arc<str>>,
+    pub(crate) epoch: Option<Epoch>,
     pub(crate) top: u64,
     pub(crate) posts: Vec<(u64, Post)>,
 }
@@ -324,7 +324,7 @@ impl Cluster {
             .key(key(room, "meta"))
             .key(key(room, "log"))
             .key(key(room, "members"))
-            .arg(&*crate::rooms::new_epoch())
+            .arg(Epoch::new().to_string())
             .arg(self.settings.history_size)
             .arg(millis(self.settings.history_ttl))
             .arg(channel(room))
@@ -377,7 +377,7 @@ impl Cluster {
             .key(key(room, "log"))
             .key(key(room, "members"))
             .key(format!("{PREFIX}rooms"))
-            .arg(&*crate::rooms::new_epoch())
+            .arg(Epoch::new().to_string())
             .arg(millis(self.settings.history_ttl))
             .arg(member.id)
             .arg(self.node)
@@ -655,7 +655,7 @@ pub(crate) fn parse_join(value: Value) -> Option<JoinReply> {
         _ => return None,
     };
     Some(JoinReply {
-        epoch: Arc::from(text(epoch)?),
+        epoch: Epoch::parse(text(epoch)?)?,
         top: int(top)?,
         count: usize::try_from(int(count)?).ok()?,
         members,
@@ -669,7 +669,12 @@ pub(crate) fn parse_range(value: Value) -> Option<Range> {
     };
     let epoch = text(epoch)?;
     Some(Range {
-        epoch: (!epoch.is_empty()).then(|| Arc::from(epoch)),
+        // Empty: Redis has no history of the room.
+        epoch: if epoch.is_empty() {
+            None
+        } else {
+            Some(Epoch::parse(epoch)?)
+        },
         top: int(top)?,
         posts: entries(posts)?,
     })
@@ -691,11 +696,11 @@ pub(crate) fn event(push: &PushInfo) -> Option<(String, Event)> {
     let event = match kind {
         b'm' => {
             let mut parts = rest.splitn(3, |&b| b == b' ');
-            let epoch = std::str::from_utf8(parts.next()?).ok()?;
+            let epoch = Epoch::parse(std::str::from_utf8(parts.next()?).ok()?)?;
             let offset = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
             let post = Post::decode(parts.next()?)?;
             Event::Message {
-                epoch: Arc::from(epoch),
+                epoch,
                 offset,
                 post,
             }

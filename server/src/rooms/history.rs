@@ -14,23 +14,8 @@ use std::time::{Duration, Instant};
 
 use duplex_protocol::Position;
 
+use super::epoch::Epoch;
 use crate::wire::Frame;
-
-/// A fresh epoch: 64 random bits, as 16 hex digits. Random rather than
-/// counted, so a restarted server (or a Redis that lost its data) cannot
-/// hand out an epoch a client still holds from before.
-pub(crate) fn new_epoch() -> Arc<str> {
-    let mut bytes = [0u8; 8];
-    // The OS's generator; if it fails (it does not on Linux once booted),
-    // the clock still makes a restart's epochs differ.
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos());
-        bytes = (nanos as u64).to_be_bytes();
-    }
-    Arc::from(format!("{:016x}", u64::from_be_bytes(bytes)))
-}
 
 /// What recovering from a position gives.
 #[derive(Debug)]
@@ -46,7 +31,7 @@ pub(crate) enum Recovery {
 /// One room's history.
 #[derive(Debug)]
 pub(crate) struct History {
-    epoch: Arc<str>,
+    epoch: Epoch,
     /// The offset of the latest message (0: none in this epoch).
     top: u64,
     /// The last messages, oldest first, each with its offset.
@@ -58,7 +43,7 @@ pub(crate) struct History {
 impl History {
     fn new(now: Instant) -> Self {
         Self {
-            epoch: new_epoch(),
+            epoch: Epoch::new(),
             top: 0,
             log: VecDeque::new(),
             touched: now,
@@ -66,8 +51,8 @@ impl History {
     }
 
     /// The epoch and the latest offset.
-    pub(crate) fn position(&self) -> (Arc<str>, u64) {
-        (Arc::clone(&self.epoch), self.top)
+    pub(crate) fn position(&self) -> (Epoch, u64) {
+        (self.epoch, self.top)
     }
 
     /// Starts a new epoch if the history has been idle for `ttl`.
@@ -84,7 +69,7 @@ impl History {
         &mut self,
         size: usize,
         frame: impl FnOnce(u64) -> Frame,
-    ) -> (Arc<str>, u64, Frame) {
+    ) -> (Epoch, u64, Frame) {
         self.top += 1;
         self.touched = Instant::now();
         let frame = frame(self.top);
@@ -94,12 +79,12 @@ impl History {
             }
             self.log.push_back((self.top, frame.clone()));
         }
-        (Arc::clone(&self.epoch), self.top, frame)
+        (self.epoch, self.top, frame)
     }
 
     /// The messages after `since`, if this history holds all of them.
     pub(crate) fn since(&self, since: &Position) -> Recovery {
-        if *since.epoch != *self.epoch || since.offset > self.top {
+        if Epoch::parse(&since.epoch) != Some(self.epoch) || since.offset > self.top {
             return Recovery::Lost;
         }
         if since.offset == self.top {
@@ -265,7 +250,7 @@ mod tests {
         let start = history.touched;
         let (old, _) = history.position();
         history.expire(start + Duration::from_secs(59), Duration::from_secs(60));
-        assert_eq!(history.position(), (Arc::clone(&old), 1));
+        assert_eq!(history.position(), (old, 1));
         history.expire(start + Duration::from_secs(60), Duration::from_secs(60));
         let (new, top) = history.position();
         assert_ne!(new, old);
@@ -293,11 +278,5 @@ mod tests {
         drop(store.get(&Arc::from("fresh")));
         store.sweep();
         assert_eq!(store.len(), 1);
-    }
-
-    #[test]
-    fn epochs_differ() {
-        assert_ne!(new_epoch(), new_epoch());
-        assert_eq!(new_epoch().len(), 16);
     }
 }

@@ -37,6 +37,7 @@ use redis::PushInfo;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::epoch::Epoch;
 use super::history::{self, Recovery};
 use super::outbox::Outbox;
 use super::post::Post;
@@ -116,19 +117,21 @@ struct Room {
 /// the cluster's.
 #[derive(Debug)]
 struct Delivered {
-    epoch: Arc<str>,
+    epoch: Option<Epoch>,
     offset: u64,
 }
 
 /// A member as the hub keeps it.
 #[derive(Debug)]
 struct Entry {
-    name: String,
+    /// Boxed rather than a `String`: an idle member costs memory in every
+    /// slot of the map's nodes (see [`Epoch`]).
+    name: Box<str>,
     outbox: Arc<Outbox>,
     /// The epoch this member counts offsets in, and the offset after which
     /// it gets every message: the room's latest when it joined (what came
     /// before, it was told about in `joined` or recovered).
-    epoch: Arc<str>,
+    epoch: Epoch,
     after: u64,
 }
 
@@ -138,7 +141,7 @@ pub(crate) struct Joined {
     /// The first `--presence-limit` members, the new one included.
     pub(crate) members: Vec<Member>,
     pub(crate) member_count: usize,
-    pub(crate) epoch: Arc<str>,
+    pub(crate) epoch: Epoch,
     /// The room's latest offset.
     pub(crate) offset: u64,
     /// With `since`: whether the missed messages follow.
@@ -191,11 +194,11 @@ impl Hub {
     fn new_room(&self, room: &str) -> Arc<Room> {
         let name: Arc<str> = Arc::from(room);
         let (history, epoch, offset) = match &self.engine {
-            Engine::Redis(_) => (None, Arc::from(""), 0),
+            Engine::Redis(_) => (None, None, 0),
             Engine::Memory(store) => {
                 let history = store.get(&name);
                 let (epoch, offset) = store.lock(&history).position();
-                (Some(history), epoch, offset)
+                (Some(history), Some(epoch), offset)
             }
         };
         Arc::new(Room {
@@ -291,9 +294,9 @@ impl Hub {
         members.insert(
             id,
             Entry {
-                name: name.to_owned(),
+                name: name.into(),
                 outbox: Arc::clone(outbox),
-                epoch: Arc::clone(&epoch),
+                epoch,
                 after: offset,
             },
         );
@@ -363,8 +366,8 @@ impl Hub {
                     return Err(JoinError::Unavailable);
                 }
             };
-            if delivered.epoch.is_empty() {
-                delivered.epoch = Arc::clone(&reply.epoch);
+            if delivered.epoch.is_none() {
+                delivered.epoch = Some(reply.epoch);
                 delivered.offset = reply.top;
             }
             let mut members = found
@@ -374,9 +377,9 @@ impl Hub {
             members.insert(
                 id,
                 Entry {
-                    name: name.to_owned(),
+                    name: name.into(),
                     outbox: Arc::clone(outbox),
-                    epoch: Arc::clone(&reply.epoch),
+                    epoch: reply.epoch,
                     after: reply.top,
                 },
             );
@@ -478,7 +481,7 @@ impl Hub {
         let gone = members.remove(&id)?;
         let member = Member {
             id,
-            name: gone.name,
+            name: gone.name.into(),
         };
         if members.is_empty() {
             drop(members);
@@ -543,7 +546,7 @@ impl Hub {
             .lock(history)
             .append(store.size(), |offset| post.frame(&room.name, offset));
         Ok(Some(
-            room.deliver(&mut delivered, &epoch, offset, &frame).await,
+            room.deliver(&mut delivered, epoch, offset, &frame).await,
         ))
     }
 
@@ -562,14 +565,14 @@ impl Hub {
                 post,
             } => {
                 let mut delivered = found.turn.lock().await;
-                if delivered.epoch.is_empty() {
+                if delivered.epoch.is_none() {
                     // No join finished here yet: it will read the position.
                     return;
                 }
-                if *delivered.epoch == *epoch && offset <= delivered.offset {
+                if delivered.epoch == Some(epoch) && offset <= delivered.offset {
                     return;
                 }
-                let from = if *delivered.epoch == *epoch {
+                let from = if delivered.epoch == Some(epoch) {
                     delivered.offset + 1
                 } else {
                     1
@@ -578,12 +581,12 @@ impl Hub {
                     found
                         .catch_up(cluster, &mut delivered, from, Some(offset - 1))
                         .await;
-                    if *delivered.epoch == *epoch && offset <= delivered.offset {
+                    if delivered.epoch == Some(epoch) && offset <= delivered.offset {
                         return;
                     }
                 }
                 let frame = post.frame(room, offset);
-                found.deliver(&mut delivered, &epoch, offset, &frame).await;
+                found.deliver(&mut delivered, epoch, offset, &frame).await;
             }
             Event::Joined(member) => {
                 let event = frame(&ServerMessage::MemberJoined {
@@ -611,7 +614,7 @@ impl Hub {
         let rooms: Vec<Arc<Room>> = self.rooms().values().map(Arc::clone).collect();
         for room in rooms {
             let mut delivered = room.turn.lock().await;
-            if delivered.epoch.is_empty() {
+            if delivered.epoch.is_none() {
                 continue;
             }
             let from = delivered.offset + 1;
@@ -697,7 +700,7 @@ impl Hub {
                     Arc::clone(name),
                     Member {
                         id: *id,
-                        name: entry.name.clone(),
+                        name: entry.name.to_string(),
                     },
                 )
             }));
@@ -732,13 +735,13 @@ impl Room {
     async fn deliver(
         &self,
         delivered: &mut Delivered,
-        epoch: &Arc<str>,
+        epoch: Epoch,
         offset: u64,
         frame: &Frame,
     ) -> usize {
-        if *delivered.epoch != **epoch {
+        if delivered.epoch != Some(epoch) {
             self.reset(epoch, offset.saturating_sub(1));
-            delivered.epoch = Arc::clone(epoch);
+            delivered.epoch = Some(epoch);
         }
         delivered.offset = offset;
         let mut count = 0;
@@ -757,7 +760,7 @@ impl Room {
                 for (id, member) in range.take(PUBLISH_CHUNK) {
                     seen += 1;
                     after = Some(*id);
-                    if member.after < offset && *member.epoch == **epoch {
+                    if member.after < offset && member.epoch == epoch {
                         chunk.push(Arc::clone(&member.outbox));
                     }
                 }
@@ -791,12 +794,12 @@ impl Room {
         let Some(epoch) = range.epoch else {
             return;
         };
-        let (start, posts) = if *epoch == *delivered.epoch || from == 1 {
+        let (start, posts) = if delivered.epoch == Some(epoch) || from == 1 {
             (from, range.posts)
         } else {
             // Another epoch than the one delivered: all of it, from 1.
             match cluster.range(&self.name, 1, last).await {
-                Ok(again) if again.epoch.as_deref() == Some(&*epoch) => (1, again.posts),
+                Ok(again) if again.epoch == Some(epoch) => (1, again.posts),
                 _ => return,
             }
         };
@@ -809,11 +812,11 @@ impl Room {
                 self.missed(offset - next);
             }
             let frame = post.frame(&self.name, offset);
-            self.deliver(delivered, &epoch, offset, &frame).await;
+            self.deliver(delivered, epoch, offset, &frame).await;
             next = offset + 1;
         }
         let end = last.unwrap_or(range.top);
-        if end >= next && *delivered.epoch == *epoch && end <= range.top {
+        if end >= next && delivered.epoch == Some(epoch) && end <= range.top {
             // The stream no longer holds the last ones either.
             self.missed(end + 1 - next);
             delivered.offset = end;
@@ -839,7 +842,7 @@ impl Room {
 
     /// Moves every member counting in another epoch to `epoch`, from
     /// `after`, and tells it.
-    fn reset(&self, epoch: &Arc<str>, after: u64) {
+    fn reset(&self, epoch: Epoch, after: u64) {
         let event = frame(&ServerMessage::HistoryReset {
             room: self.name.to_string(),
             epoch: epoch.to_string(),
@@ -847,8 +850,8 @@ impl Room {
         });
         let mut members = self.members.write().unwrap_or_else(PoisonError::into_inner);
         for member in members.values_mut() {
-            if *member.epoch != **epoch {
-                member.epoch = Arc::clone(epoch);
+            if member.epoch != epoch {
+                member.epoch = epoch;
                 member.after = after;
                 member.outbox.push(&event);
             }
@@ -907,7 +910,7 @@ fn list(members: &BTreeMap<ClientId, Entry>, limit: usize) -> Vec<Member> {
         .take(limit)
         .map(|(id, entry)| Member {
             id: *id,
-            name: entry.name.clone(),
+            name: entry.name.to_string(),
         })
         .collect()
 }
@@ -1184,7 +1187,7 @@ mod tests {
                     epoch, offset: 0, ..
                 },
                 ServerMessage::Message { offset: 1, .. },
-            ] => assert_ne!(**epoch, *joined.epoch),
+            ] => assert_ne!(*epoch, joined.epoch.to_string()),
             other => panic!("expected a reset then offset 1, got {other:?}"),
         }
         // Only once.

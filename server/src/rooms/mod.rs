@@ -4,8 +4,8 @@
 //!   the bytes);
 //! - [`outbox`]: each client's direct path to its socket, its bounded
 //!   queue, and the slow-client policy;
-//! - [`history`]: each room's epoch, offsets and last messages, for
-//!   recovery after a reconnect;
+//! - [`history`]: each room's epoch ([`epoch`]), offsets and last
+//!   messages, for recovery after a reconnect;
 //! - [`post`]: a published message, encoded once it has its offset;
 //! - [`client`]: one connection's side of the protocol (`duplex-protocol`).
 //!
@@ -14,13 +14,14 @@
 //! messages to [`Client::handle`] and writes out what the outbox queued.
 
 mod client;
+mod epoch;
 mod history;
 mod hub;
 mod outbox;
 mod post;
 
 pub(crate) use client::{Abusive, Client, Limits};
-pub(crate) use history::new_epoch;
+pub(crate) use epoch::Epoch;
 pub(crate) use hub::{Engine, Hub};
 pub(crate) use outbox::Outbox;
 pub(crate) use post::{Body, Post};
