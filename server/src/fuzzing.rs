@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Args, FromArgMatches};
 use duplex_protocol::deflate::{self, Deflater, MAX_WINDOW_BITS, MIN_COMPRESS_WINDOW_BITS};
@@ -524,17 +524,7 @@ pub fn config(data: &[u8]) {
     }
     let _ = config.websocket();
     let now = Instant::now();
-    let timeouts: [(&str, Duration); 8] = [
-        ("handshake-timeout", config.handshake_timeout),
-        ("ping-interval", config.ping_interval),
-        ("idle-timeout", config.idle_timeout),
-        ("write-timeout", config.write_timeout),
-        ("close-timeout", config.close_timeout),
-        ("shutdown-grace", config.shutdown_grace),
-        ("history-ttl", config.history_ttl),
-        ("presence-ttl", config.presence_ttl),
-    ];
-    for (name, timeout) in timeouts {
+    for (name, timeout) in config.durations() {
         assert!(
             now.checked_add(timeout).is_some(),
             "a valid --{name} {timeout:?} overflows the clock"

@@ -129,14 +129,7 @@ fn panel<'a, 'b>(
     unit: f64,
     top: f64,
     y_label: &'a dyn Fn(&f64) -> String,
-) -> Result<
-    ChartContext<
-        'a,
-        SVGBackend<'b>,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
-    SoakError,
-> {
+) -> Result<Chart<'a, 'b>, SoakError> {
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 15))
         .margin(10)

@@ -27,18 +27,7 @@ pub async fn upgrade_on(
         .expect("request write timed out")
         .expect("request write");
     let mut raw = Vec::new();
-    let head_end = loop {
-        if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let mut chunk = [0u8; 1024];
-        let n = timeout(WAIT, tcp.read(&mut chunk))
-            .await
-            .expect("no answer to the upgrade in time")
-            .expect("read the answer");
-        assert!(n > 0, "connection closed before an answer: {raw:?}");
-        raw.extend_from_slice(&chunk[..n]);
-    };
+    let head_end = super::read_head(&mut tcp, &mut raw).await;
     let mut response = parse_response(&raw);
     if response.status != 101 {
         let length: usize = response

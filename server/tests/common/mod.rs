@@ -357,6 +357,28 @@ pub fn upgrade_request_with(addr: SocketAddr, path: &str, headers: &str) -> Vec<
     .into_bytes()
 }
 
+/// Reads from `tcp` into `buffer` until it holds an HTTP answer's head
+/// (through the blank line); returns where the head ends. What came after
+/// it stays in `buffer`.
+pub async fn read_head(tcp: &mut TcpStream, buffer: &mut Vec<u8>) -> usize {
+    loop {
+        if let Some(at) = find(buffer, b"\r\n\r\n") {
+            return at + 4;
+        }
+        let mut chunk = [0u8; 1024];
+        let n = timeout(WAIT, tcp.read(&mut chunk))
+            .await
+            .expect("no answer's head in time")
+            .expect("read the answer's head");
+        assert!(
+            n > 0,
+            "connection closed before the answer's head: {buffer:?}"
+        );
+        buffer.extend_from_slice(&chunk[..n]);
+        assert!(buffer.len() < 64 * 1024, "answer's head too long");
+    }
+}
+
 /// A frame-level client: does the handshake by hand, then writes whatever
 /// bytes it is told and parses the server's frames itself. It never answers
 /// a ping or a close on its own.
@@ -396,19 +418,7 @@ impl RawClient {
             .expect("request write timed out")
             .expect("request write");
         let mut buffer = Vec::new();
-        let end = loop {
-            if let Some(at) = find(&buffer, b"\r\n\r\n") {
-                break at + 4;
-            }
-            let mut chunk = [0u8; 1024];
-            let n = timeout(WAIT, tcp.read(&mut chunk))
-                .await
-                .expect("no handshake response in time")
-                .expect("read handshake response");
-            assert!(n > 0, "connection closed during the handshake");
-            buffer.extend_from_slice(&chunk[..n]);
-            assert!(buffer.len() < 64 * 1024, "handshake response too long");
-        };
+        let end = read_head(&mut tcp, &mut buffer).await;
         let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
         assert!(
             head.starts_with("HTTP/1.1 101 "),
