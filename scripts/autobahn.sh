@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Conformance: runs every Autobahn TestSuite case (through kosoku) against
-# the release server and compares each case's verdict with
+# the server (scripts/lib.sh: DUPLEX_BUILD) and compares each case's verdict with
 # autobahn/expected.json, so a regression in any single case fails.
 #
 #   scripts/autobahn.sh            run and compare
@@ -17,7 +17,7 @@ update=""
 [ "$#" -eq 0 ] || say "server arguments: $*"
 
 "$ROOT/scripts/setup.sh"
-cargo build --release --quiet -p duplex-server --manifest-path "$ROOT/Cargo.toml"
+build_binaries
 
 out="$ROOT/target/autobahn"
 rm -rf "$out"; mkdir -p "$out"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke test of the load generator against the real release server, so the
+# Smoke test of the load generator against the real server (DUPLEX_BUILD), so the
 # benchmark tool keeps working: a few hundred closed-loop echoes, a short
 # open-loop run, a short idle hold, a short fan-out on rooms, and chat JSON
 # with and without permessage-deflate, each bounded in time. Fails if any
@@ -8,8 +8,8 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-cargo build --release --locked -p duplex-server -p duplex-bench
-bench="$ROOT/target/release/duplex-bench"
+build_binaries
+bench="$BIN_DIR/duplex-bench"
 
 log="$(mktemp)"
 trap 'stop_server; rm -f "$log"' EXIT

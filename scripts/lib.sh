@@ -16,13 +16,55 @@ CARGO_FUZZ_VERSION="0.13.2"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# start_server LOGFILE ARGS... : starts the release server (from
-# CARGO_TARGET_DIR when set, as cargo builds it) on a free loopback port;
-# sets SERVER_PID and SERVER_ADDR from its "listening" line.
+# cargo_install CRATE VERSION : installs a tool the checks run (cargo
+# install --locked). Tools, not the product: built without their own
+# link-time optimisation and with parallel code generation (trunk's release
+# profile asks for fat LTO in one codegen unit: minutes more on 2 cores, for
+# a program that spends its time waiting on cargo and wasm-opt).
+cargo_install() {
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+        cargo install --locked "$1" --version "$2"
+}
+
+# Which build of the binaries (duplex, duplex-bench, the browser harness)
+# the check scripts (autobahn.sh, test-browser.sh, bench-smoke.sh) run:
+#   release  the default: what users run and benchmarks measure;
+#   test     the dev build `cargo nextest` compiles anyway. scripts/test.sh
+#            picks it, so its conformance, browser and smoke stages reuse
+#            the unit tests' build instead of compiling every dependency a
+#            second time with release optimisations (7 of the run's 32
+#            minutes on 2 cores). Debug assertions stay on: an arithmetic
+#            overflow a client provokes panics there instead of wrapping.
+# The benchmark scripts always use release.
+DUPLEX_BUILD="${DUPLEX_BUILD:-release}"
+case "$DUPLEX_BUILD" in
+    release) BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/release" ;;
+    test) BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug" ;;
+    *) die "DUPLEX_BUILD must be release or test, not $DUPLEX_BUILD" ;;
+esac
+
+# build_binaries : builds DUPLEX_BUILD's binaries into BIN_DIR. One cargo
+# invocation with one package selection for every script: cargo unifies
+# features per invocation, so building the server alone and then with the
+# load generator compiled half the dependencies twice.
+build_binaries() {
+    case "$DUPLEX_BUILD" in
+        release)
+            cargo build --locked --release --quiet --manifest-path "$ROOT/Cargo.toml" \
+                -p duplex-server -p duplex-bench -p duplex-browser-harness
+            ;;
+        # Exactly the build `cargo nextest run --workspace` makes (it runs
+        # `cargo test --no-run`), binaries included.
+        test) cargo test --locked --workspace --no-run --quiet --manifest-path "$ROOT/Cargo.toml" ;;
+    esac
+}
+
+# start_server LOGFILE ARGS... : starts BIN_DIR's server on a free loopback
+# port; sets SERVER_PID and SERVER_ADDR from its "listening" line.
 start_server() {
     local log="$1"; shift
     RUST_LOG="${RUST_LOG:-warn,duplex_server::server=info}" \
-        "${CARGO_TARGET_DIR:-$ROOT/target}/release/duplex" --listen 127.0.0.1:0 --log-format json "$@" 2>"$log" &
+        "$BIN_DIR/duplex" --listen 127.0.0.1:0 --log-format json "$@" 2>"$log" &
     SERVER_PID=$!
     SERVER_ADDR=""
     for _ in $(seq 1 100); do

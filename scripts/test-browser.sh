@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The browser suites, in headless Chromium against the real release server:
+# The browser suites, in headless Chromium against the real server (the
+# release build, or DUPLEX_BUILD's: scripts/lib.sh):
 #   1. clippy for wasm32 (the client crate, all targets, -D warnings);
-#   2. builds: the release server, the test harness, the page (trunk build
+#   2. builds: the server, the test harness, the page (trunk build
 #      --release into target/browser-tests/dist; reports the .wasm size and
 #      fails above the size goal: 200 KiB raw, 80 KiB gzipped);
 #   3. the wasm-bindgen tests (client-wasm/tests/browser.rs) under the
@@ -41,7 +42,11 @@ for arg in "$@"; do
     esac
 done
 
-"$ROOT/scripts/setup-wasm.sh"
+if [ "$runner" = "wasm-pack" ]; then
+    "$ROOT/scripts/setup-wasm.sh" --wasm-pack
+else
+    "$ROOT/scripts/setup-wasm.sh"
+fi
 eval "$("$ROOT/scripts/setup-wasm.sh" --env)"
 CHROMEDRIVER="$(command -v chromedriver)"
 export CHROMEDRIVER
@@ -65,15 +70,14 @@ timed() {
 
 timed "clippy for wasm32 (client crate, all targets)" \
     cargo clippy --locked -p duplex-client --target wasm32-unknown-unknown --all-targets -- -D warnings
-timed "build: release server, test harness and load generator" \
-    cargo build --locked --release -p duplex-server -p duplex-browser-harness -p duplex-bench
+timed "build: server, test harness and load generator ($DUPLEX_BUILD build, scripts/lib.sh)" \
+    build_binaries
 # DUPLEX_SERVER runs the suites against another build of the server.
-target="${CARGO_TARGET_DIR:-$ROOT/target}"
 # The cluster variant by default (see the top); the harness reads it.
 export DUPLEX_HARNESS_REDIS="${DUPLEX_HARNESS_REDIS:-1}"
 # --deflate on: the compression checks need it, whatever the server's default
 # (the harness also runs a --deflate off server for the checks without it).
-harness=("$target/release/duplex-browser-harness" --server "${DUPLEX_SERVER:-$target/release/duplex}" --deflate on)
+harness=("$BIN_DIR/duplex-browser-harness" --server "${DUPLEX_SERVER:-$BIN_DIR/duplex}" --deflate on)
 # Not into dist/: a `trunk serve` from scripts/up.sh may be using it.
 timed "build: the page (trunk build --release)" \
     trunk build --release --dist "$dist" --public-url / >"$out/trunk.log" 2>&1 \

@@ -7,14 +7,15 @@
 # Through trunk's port it then runs real clients: duplex-bench's echo on
 # /echo and a short fan-out on /ws (exit 2 on any lost message or dropped
 # connection). Run by scripts/test-browser.sh, which installs trunk and
-# builds the release server and duplex-bench; alone it needs them built.
+# builds the server and duplex-bench; alone it needs them built
+# (DUPLEX_BUILD picks which build: scripts/lib.sh).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 eval "$("$ROOT/scripts/setup-wasm.sh" --env)"
 export TRUNK_SKIP_VERSION_CHECK=true
-bench="${CARGO_TARGET_DIR:-$ROOT/target}/release/duplex-bench"
-[ -x "$bench" ] || die "build duplex-bench first (cargo build --release -p duplex-bench)"
+bench="$BIN_DIR/duplex-bench"
+[ -x "$bench" ] || die "build duplex-bench first (scripts/lib.sh build_binaries; DUPLEX_BUILD=$DUPLEX_BUILD)"
 
 out="$ROOT/target/dev-proxy"
 rm -rf "$out"

@@ -4,6 +4,11 @@
 # conformance run, a short run of every fuzz target, the browser suites in
 # headless Chromium, a load-generator smoke run and every native test suite,
 # and ends with a summary of each stage.
+
+# One build for every stage: the conformance, browser and smoke stages run
+# the dev binaries the unit tests compile anyway (scripts/lib.sh,
+# DUPLEX_BUILD). DUPLEX_BUILD=release runs them against the release build.
+export DUPLEX_BUILD="${DUPLEX_BUILD:-test}"
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -46,6 +51,7 @@ stage "setup (installs only what is missing)" scripts/setup.sh
 stage "cargo fmt --check" cargo fmt --all --check
 stage "cargo clippy (native, all targets, -D warnings)" \
     cargo clippy --workspace --all-targets --locked -- -D warnings
+stage "build: every crate and test, once ($DUPLEX_BUILD build of the binaries)" build_binaries
 stage "Autobahn TestSuite vs autobahn/expected.json" scripts/autobahn.sh
 stage "fuzz targets, 5 s each (scripts/fuzz.sh; long campaigns: docs/fuzzing.md)" scripts/fuzz.sh 5
 stage "doc tests" cargo test --workspace --doc --locked --quiet
