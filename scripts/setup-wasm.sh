@@ -7,6 +7,10 @@
 #
 #   scripts/setup-wasm.sh              install what is missing
 #   scripts/setup-wasm.sh --no-browser skip Chromium (enough to build and serve the page)
+#   scripts/setup-wasm.sh --wasm-pack  also wasm-pack, for `wasm-pack test` (the
+#                                      default runs use wasm-bindgen's runner,
+#                                      which wasm-pack drives too: minutes of
+#                                      compiling a fresh machine need not do)
 #   scripts/setup-wasm.sh --env        print the PATH line the other scripts use
 source "$(dirname "$0")/lib.sh"
 
@@ -23,15 +27,18 @@ NPM_PREFIX="$TOOLS/npm"
 # breaks wasm-bindgen 0.2.120 output (Table.grow fails at load).
 wasm_path="$NPM_PREFIX/node_modules/.bin:$HOME/.cargo/bin"
 browser=1
-case "${1:-}" in
-    --env)
-        printf 'export PATH="%s:$PATH"\n' "$wasm_path"
-        exit 0
-        ;;
-    --no-browser) browser="" ;;
-    "") ;;
-    *) die "unknown argument $1 (see the header of $0)" ;;
-esac
+wasm_pack=""
+for arg in "$@"; do
+    case "$arg" in
+        --env)
+            printf 'export PATH="%s:$PATH"\n' "$wasm_path"
+            exit 0
+            ;;
+        --no-browser) browser="" ;;
+        --wasm-pack) wasm_pack=1 ;;
+        *) die "unknown argument $arg (see the header of $0)" ;;
+    esac
+done
 export PATH="$wasm_path:$PATH"
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
@@ -47,10 +54,12 @@ cargo_tool() {
         return 0
     fi
     say "installing $crate $version (cargo install --locked; takes minutes on 2 cores)"
-    cargo install --locked "$crate" --version "$version"
+    cargo_install "$crate" "$version"
 }
 cargo_tool wasm-bindgen "^wasm-bindgen $WASM_BINDGEN_VERSION\$" wasm-bindgen-cli "$WASM_BINDGEN_VERSION"
-cargo_tool wasm-pack "^wasm-pack $WASM_PACK_VERSION\$" wasm-pack "$WASM_PACK_VERSION"
+if [ -n "$wasm_pack" ]; then
+    cargo_tool wasm-pack "^wasm-pack $WASM_PACK_VERSION\$" wasm-pack "$WASM_PACK_VERSION"
+fi
 cargo_tool trunk "^trunk $TRUNK_VERSION\$" trunk "$TRUNK_VERSION"
 
 # apt_install PACKAGE... : Debian packages, as root (a fresh machine's apt

@@ -15,7 +15,7 @@ done
 # cargo-nextest: the test runner. Any 0.9 release reads our config.
 if ! cargo nextest --version 2>/dev/null | grep -q '^cargo-nextest 0\.9\.'; then
     say "installing cargo-nextest"
-    cargo install --locked cargo-nextest --version 0.9.143
+    cargo_install cargo-nextest 0.9.143
 fi
 
 # cargo-fuzz and the nightly toolchain it builds with: the fuzz targets in
@@ -26,7 +26,7 @@ if ! rustup toolchain list | grep -q '^nightly-'; then
 fi
 if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
     say "installing cargo-fuzz $CARGO_FUZZ_VERSION"
-    cargo install --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+    cargo_install cargo-fuzz "$CARGO_FUZZ_VERSION"
 fi
 
 # kosoku: runs the Autobahn TestSuite cases against a server, in its own venv.
