@@ -13,10 +13,14 @@
 // with the harness's --redis, two messages sent through the cluster's other
 // server meanwhile are replayed and "recovered 2 messages"), saves a
 // screenshot, then fills the log with a burst of messages and checks it
-// stays smooth.
+// stays smooth. From the harness's TLS server (https, --jwt-secret) it
+// checks the page's echo goes over wss:// by default, byte-exact, and that
+// the rooms panel's token field decides whether /ws opens and who the
+// member is (the token's `sub`), and that a room outside the token's
+// `rooms` claim is refused as forbidden while the connection stays.
 //
 // Run it inside the harness (scripts/test-browser.sh does):
-//   duplex-browser-harness [--server-arg=--ui-dir --server-arg=dist] -- node e2e/page.mjs
+//   duplex-browser-harness [--ui-dir dist] -- node e2e/page.mjs
 // (the harness starts its server with --deflate on and a second one with
 // --deflate off; with the harness's --deflate off the compression check fails)
 // Environment:
@@ -28,6 +32,10 @@
 //   DUPLEX_TEST_REDIS_URL    set in the harness's Redis variant (--redis): the
 //                            history survives a restart (recovery test)
 //   DUPLEX_TEST_SERVER_BIN   the duplex binary, whose `duplex push` it runs
+//   DUPLEX_TEST_TLS_HTTP_URL the TLS server (https; the page with --ui-dir)
+//   DUPLEX_TEST_TLS_SPKI     its certificate's key hash: Chromium trusts
+//                            exactly it (--ignore-certificate-errors-spki-list)
+//   DUPLEX_TEST_JWT_SECRET   its --jwt-secret, to sign tokens (HS256)
 //   DUPLEX_E2E_DIST          serve this trunk build ourselves instead (for a
 //                            server without --ui-dir); the page gets ?url=
 //   DUPLEX_E2E_SCREENSHOT    where to save the screenshot
@@ -36,6 +44,7 @@
 //   CHROMEDRIVER, CHROMIUM   the binaries (default: on PATH, /usr/bin/chromium)
 
 import { execFile, spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, statSync, rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
@@ -224,6 +233,13 @@ async function duplexPush(args, token) {
   }
 }
 
+// An HS256 JWT, as an issuer sharing the server's --jwt-secret makes one.
+function jwt(secret, claims) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signed = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+  return `${signed}.${createHmac('sha256', secret).update(signed).digest('base64url')}`;
+}
+
 async function control(path) {
   const response = await fetch(`${required('DUPLEX_TEST_CONTROL_URL')}${path}`, { method: 'POST' });
   const body = await response.text();
@@ -247,7 +263,11 @@ async function main() {
           binary: env.CHROMIUM || '/usr/bin/chromium',
           args: ['--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu',
             '--window-size=1280,860', '--disable-background-networking', '--disable-component-update',
-            '--disable-sync', '--no-first-run'],
+            '--disable-sync', '--no-first-run',
+            // Trust exactly the TLS server's self-signed certificate, by its
+            // key's hash, rather than any certificate (acceptInsecureCerts).
+            // Needs a --user-data-dir, which chromedriver always sets.
+            ...(env.DUPLEX_TEST_TLS_SPKI ? [`--ignore-certificate-errors-spki-list=${env.DUPLEX_TEST_TLS_SPKI}`] : [])],
         },
       },
     },
@@ -457,6 +477,12 @@ async function main() {
     }
   });
 
+  if (env.DUPLEX_E2E_DIST) {
+    console.error('e2e: the TLS checks need the page served by the harness (--ui-dir), not DUPLEX_E2E_DIST: skipped');
+  } else {
+    await tlsChecks();
+  }
+
   await check('round-trip times show', async () => {
     await until('an RTT sample', async () => !['–', null].includes(await text('#rtt-last')));
     return `last ${await text('#rtt-last')}, p50 ${await text('#rtt-p50')}, p99 ${await text('#rtt-p99')}`;
@@ -661,6 +687,132 @@ async function main() {
     return `${burst} round trips in ${took} ms; ${drawn.entries}; ${drawn.rows} row elements; ` +
       `longest draw ${drawn.maxFrame} ms; ${drawn.longTasks} long tasks, longest ${drawn.longestTask} ms`;
   });
+}
+
+// Issue 13: the page from the harness's TLS server, which has --jwt-secret,
+// in a window of its own.
+async function tlsChecks() {
+  const httpsUrl = given('DUPLEX_TEST_TLS_HTTP_URL');
+  const secret = given('DUPLEX_TEST_JWT_SECRET');
+  const wssEcho = `${httpsUrl.replace(/^https:/, 'wss:')}/echo`;
+  const roomsStatus = async () => (await text('#room-status')) || '';
+  const main = await windowHandle();
+  const handle = await newWindow();
+  try {
+    await switchTo(handle);
+    await check('from https:// the page connects its echo over wss:// by default, byte-exact', async () => {
+      await wd('POST', s('/url'), { url: `${httpsUrl}/` });
+      await until('the page open over TLS', async () => (await state()) === 'open');
+      const url = await run("return document.getElementById('url').value;");
+      if (url !== wssEcho) throw new Error(`the page connected to ${url}, expected ${wssEcho}`);
+      const said = 'over TLS: h\u00e9llo \u{1F44B}';
+      await type('#send-text', said);
+      await click('#send-text-button');
+      await echoed('text', said);
+      // And 64 KiB of every byte value, compared in the page.
+      const result = await wd('POST', s('/execute/async'), {
+        script: `const [url, done] = [arguments[0], arguments[arguments.length - 1]];
+          const sent = new Uint8Array(65536).map((_, i) => (i * 31 + (i >> 8)) & 255);
+          const ws = new WebSocket(url);
+          ws.binaryType = 'arraybuffer';
+          ws.onopen = () => ws.send(sent);
+          ws.onmessage = (e) => {
+            const got = new Uint8Array(e.data);
+            done({ exact: got.length === sent.length && got.every((b, i) => b === sent[i]), length: got.length });
+            ws.close();
+          };
+          ws.onerror = () => done({ error: true });`,
+        args: [url],
+      });
+      if (!result.exact) throw new Error(`the wss echo is not byte-exact: ${JSON.stringify(result)}`);
+      return `${url}: text and 65,536 bytes echoed exactly`;
+    });
+
+    await check('without a token, or with a wrong one, the rooms panel cannot connect and says so', async () => {
+      await type('#room-token', '');
+      await type('#room-name', 'e2e-guest');
+      await type('#room-room', 'lobby');
+      await click('#room-join');
+      const missing = await until('the status without a token', async () => {
+        const shown = await roomsStatus();
+        return shown.startsWith('cannot connect') && shown.includes('token missing?') && shown;
+      });
+      // Signed with another secret: the server refuses it (401), and the
+      // browser sees only a failed connection.
+      const wrong = jwt(`not-${secret}`, { sub: 'mallory', exp: Math.floor(Date.now() / 1000) + 600 });
+      await type('#room-token', wrong);
+      await click('#room-join');
+      const refused = await until('the status with a wrong token', async () => {
+        const shown = await roomsStatus();
+        return shown.startsWith('cannot connect') && shown.includes('token wrong or expired?') && shown;
+      });
+      if (refused.includes(wrong.split('.')[2])) throw new Error(`the status shows the token: ${refused}`);
+      const members = await memberItems();
+      if (members.length) throw new Error(`members listed without a connection: ${JSON.stringify(members)}`);
+      return `"${missing}"; "${refused}"`;
+    });
+
+    await check("with a token the member is the token's sub, whatever the name field says", async () => {
+      const token = jwt(secret, { sub: 'alice', exp: Math.floor(Date.now() / 1000) + 600, rooms: ['lobby'] });
+      await type('#room-token', token);
+      const field = await run(`return { disabled: document.getElementById('room-name').disabled,
+        value: document.getElementById('room-name').value,
+        label: document.getElementById('room-name-label').textContent };`);
+      if (!field.disabled || !field.label.includes('from the token')) {
+        throw new Error(`the name field while a token is typed: ${JSON.stringify(field)}`);
+      }
+      await click('#room-join');
+      await until('alice joined lobby', async () => /^Members of lobby \(\d+\)$/.test((await text('#room-members-title')) || ''));
+      const members = await until('alice in the member list, marked as us', async () => {
+        const items = await memberItems();
+        return items.some((m) => /^alice #\d+ \(you\)$/.test(m)) && items;
+      });
+      if (members.some((m) => m.startsWith('e2e-guest'))) throw new Error(`the name field's name is listed: ${JSON.stringify(members)}`);
+      await chatLine('joined as alice', (l) => l.cls.split(' ').includes('note'));
+      const status = await roomsStatus();
+      if (status) throw new Error(`the status still says "${status}" once connected`);
+      return `name field "${field.value}" (${field.label}); members ${JSON.stringify(members)}`;
+    });
+
+    await check("a room outside the token's rooms claim is refused as forbidden, and the connection stays", async () => {
+      await type('#room-room', 'e2e-kitchen');
+      await click('#room-join');
+      const status = await until('the forbidden refusal', async () => {
+        const shown = await roomsStatus();
+        return shown.startsWith('could not join e2e-kitchen:') && shown.includes('does not allow') && shown;
+      });
+      await until('the panel back on lobby', async () => /^Members of lobby \(\d+\)$/.test((await text('#room-members-title')) || ''));
+      await type('#room-text', 'still connected');
+      await click('#room-send');
+      await chatLine('still connected', (l) => /^alice #\d+$/.test(l.who));
+      const lost = (await chatLines()).filter((l) => l.what.startsWith('connection lost'));
+      if (lost.length) throw new Error(`the connection was lost: ${JSON.stringify(lost)}`);
+      // The status line too, at the bottom of the panel.
+      await run("document.getElementById('room-status').scrollIntoView({ block: 'end' });");
+      const shot = screenshotPath.replace(/\.png$/, '-tls.png');
+      mkdirSync(dirname(shot), { recursive: true });
+      writeFileSync(shot, Buffer.from(await wd('GET', s('/screenshot')), 'base64'));
+      return `"${status}"; a message to lobby still arrives; ${shot}`;
+    });
+
+    await check('?token= in the page URL prefills the token field', async () => {
+      const token = jwt(secret, { sub: 'bob', exp: Math.floor(Date.now() / 1000) + 600 });
+      await wd('POST', s('/url'), { url: `${httpsUrl}/?token=${encodeURIComponent(token)}` });
+      await until('the page open over TLS', async () => (await state()) === 'open');
+      const field = await run(`return { token: document.getElementById('room-token').value,
+        disabled: document.getElementById('room-name').disabled };`);
+      if (field.token !== token || !field.disabled) throw new Error(`after ?token=: ${JSON.stringify({ ...field, token: field.token.length })}`);
+      await click('#room-join');
+      const members = await until('bob in the member list', async () => {
+        const items = await memberItems();
+        return items.some((m) => /^bob #\d+ \(you\)$/.test(m)) && items;
+      });
+      return JSON.stringify(members);
+    });
+  } finally {
+    await wd('DELETE', s('/window')).catch(() => {});
+    await switchTo(main);
+  }
 }
 
 try {

@@ -7,14 +7,18 @@
 #      fails above the size goal: 200 KiB raw, 80 KiB gzipped);
 #   3. the wasm-bindgen tests (client-wasm/tests/browser.rs) under the
 #      harness, which starts the server (--deflate on) on a free port with a
-#      random push token, and a second one with --deflate off, passes their
-#      URLs at build time and lets the reconnect test restart the first;
+#      random push token, a second one with --deflate off, and a third with
+#      TLS (a certificate made at start, trusted by its key's hash) and a
+#      random --jwt-secret, passes their URLs at build time and lets the
+#      reconnect test restart the first;
 #   4. the page's end-to-end test (e2e/page.mjs, WebDriver through Debian's
 #      chromedriver) against `duplex --ui-dir` serving that build, with the
 #      server's push token and binary for `duplex push`; it saves
 #      screenshots to target/browser-tests/page.png, page-phone.png and
-#      page-rooms.png (two windows chatting, after a push) and
-#      page-recovery.png (the page after a restart, recovered);
+#      page-rooms.png (two windows chatting, after a push),
+#      page-recovery.png (the page after a restart, recovered) and
+#      page-tls.png (the page over https, joined with a token, a room
+#      outside the token's claim refused);
 #      Both servers share a real redis-server the harness starts on a free
 #      port (--redis): the restart tests then check that the page recovers
 #      what was published while its server was down. DUPLEX_HARNESS_REDIS=0
@@ -107,7 +111,7 @@ else
         cargo test --locked --target wasm32-unknown-unknown -p duplex-client --test browser
 fi
 timed "browser tests: the page end to end (e2e/page.mjs)" \
-    "${harness[@]}" --log "$out/server-e2e.log" --server-arg=--ui-dir --server-arg="$dist" -- \
+    "${harness[@]}" --log "$out/server-e2e.log" --ui-dir "$dist" -- \
     env DUPLEX_E2E_SCREENSHOT="$out/page.png" node e2e/page.mjs
 browser_took=$((SECONDS - browser_started))
 timed "the dev setup: trunk serve proxies /echo and /ws (scripts/test-dev-proxy.sh)" \
@@ -118,13 +122,14 @@ if [ -n "$update_screenshot" ]; then
     cp "$out/page.png" "$ROOT/docs/screenshot.png"
     cp "$out/page-phone.png" "$ROOT/docs/screenshot-phone.png"
     cp "$out/page-rooms.png" "$ROOT/docs/screenshot-rooms.png"
+    cp "$out/page-tls.png" "$ROOT/docs/screenshot-tls.png"
     # The restart test's page: recovered (cluster variant) or warned (memory).
     for shot in recovery history; do
         if [ -f "$out/page-$shot.png" ]; then
             cp "$out/page-$shot.png" "$ROOT/docs/screenshot-$shot.png"
         fi
     done
-    say "updated docs/screenshot.png, screenshot-phone.png, screenshot-rooms.png and the restart test's"
+    say "updated docs/screenshot.png, screenshot-phone.png, screenshot-rooms.png, screenshot-tls.png and the restart test's"
 fi
 
 printf '\n==> browser suites\n' >&2

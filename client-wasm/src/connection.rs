@@ -189,13 +189,16 @@ impl Connection {
     }
 
     /// Connects (again) to the configured URL. While waiting to reconnect,
-    /// tries at once; while connecting or open, does nothing.
+    /// tries at once; while connecting, starts the attempt again (with the
+    /// URL as it is now: [`Connection::set_url`]); while open, does
+    /// nothing.
     pub fn connect(&self) {
         let _ = self.commands.unbounded_send(Command::Connect);
     }
 
     /// Connects to another URL from now on; takes effect on the next
-    /// attempt (disconnect first to switch an open connection).
+    /// attempt (disconnect first to switch an open connection). The rooms
+    /// panel puts the token in it this way ([`crate::rooms::with_token`]).
     pub fn set_url(&self, url: impl Into<String>) {
         self.inner.borrow_mut().url = url.into();
     }

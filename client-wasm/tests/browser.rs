@@ -66,6 +66,23 @@ fn redis_url() -> Option<&'static str> {
     option_env!("DUPLEX_TEST_REDIS_URL")
 }
 
+/// The harness's TLS server (`--tls-cert`, `--jwt-secret`): its echo
+/// endpoint, `wss://127.0.0.1:PORT/echo`. Chromium trusts its certificate
+/// through the `webdriver.json` the harness writes
+/// (`WASM_BINDGEN_TEST_WEBDRIVER_JSON`).
+fn tls_ws_url() -> &'static str {
+    given(
+        option_env!("DUPLEX_TEST_TLS_WS_URL"),
+        "DUPLEX_TEST_TLS_WS_URL",
+    )
+}
+
+/// A valid HS256 token for the TLS server (`sub` `harness`, no `rooms`
+/// claim), made by the harness with its `--jwt-secret`.
+fn tls_token() -> &'static str {
+    given(option_env!("DUPLEX_TEST_JWT"), "DUPLEX_TEST_JWT")
+}
+
 fn control_url() -> &'static str {
     given(
         option_env!("DUPLEX_TEST_CONTROL_URL"),
@@ -670,9 +687,7 @@ async fn reconnects_after_a_server_restart_and_delivers_the_queue_in_order() {
 
 /// The rooms endpoint on the harness's server (`/ws` next to `/echo`).
 fn rooms_url() -> String {
-    let echo = ws_url();
-    let base = echo.strip_suffix("/echo").unwrap_or(echo);
-    format!("{base}/ws")
+    rooms::rooms_url(ws_url())
 }
 
 /// A connection to `/ws` (no probes: the rooms protocol does not echo) and
@@ -917,6 +932,57 @@ async fn a_refused_join_is_dropped_by_the_room_it_names() {
     assert_eq!(cy.rooms.names().collect::<Vec<_>>(), [fine]);
 }
 
+/// Issue 13: the browser client over `wss://`, and `/ws` behind a token.
+/// The echo is byte-exact through TLS; `/ws` refuses the upgrade without
+/// a token (the browser sees only a failed connection) and with one joins
+/// under the token's `sub`, whatever name the join sent.
+#[wasm_bindgen_test]
+async fn over_wss_echo_is_byte_exact_and_ws_joins_only_with_a_token() {
+    let echo = within("the wss echo to open", Transport::connect(tls_ws_url()))
+        .await
+        .expect("the TLS server accepts (is its certificate trusted?)");
+    for (i, len) in [0, 126, 65_536, 1 << 20].into_iter().enumerate() {
+        let bytes = pattern(len, 0x51ed_270b ^ i as u32);
+        echo.send(&Message::Binary(bytes.clone()))
+            .expect("open socket sends");
+        match within("the wss binary echo", echo.recv()).await {
+            Some(Message::Binary(back)) => assert!(back == bytes, "the {len}-byte echo differs"),
+            other => panic!("expected {len} binary bytes, got {other:?}"),
+        }
+    }
+
+    let ws = rooms::rooms_url(tls_ws_url());
+    let refused = within("the refusal", Transport::connect(&ws))
+        .await
+        .expect_err("/ws without a token is refused");
+    assert!(
+        matches!(refused, TransportError::ConnectFailed { code: 1006, .. }),
+        "{refused:?}"
+    );
+
+    let mut client = RoomsClient::at(&rooms::with_token(&ws, tls_token()));
+    client.connection.connect();
+    client
+        .until("the welcome with a token", |_, c| {
+            matches!(c, Change::Welcome(_))
+        })
+        .await;
+    client.joined("tls-lobby", "not-the-token's-name").await;
+    let me = client.rooms.client_id().expect("welcomed");
+    let room = client.rooms.room("tls-lobby").expect("joined");
+    assert_eq!(
+        room.members,
+        [Member {
+            id: me,
+            name: "harness".into()
+        }]
+    );
+    assert_eq!(
+        room.lines.first().map(|l| l.text.as_str()),
+        Some("joined as harness")
+    );
+}
+
 /// The page's own JSON decoder (`JSON.parse`, not serde) reads every
 /// protocol 2 message as serde does natively: the values below are what
 /// `duplex_protocol`'s serde types give for the same text.
@@ -1000,6 +1066,14 @@ fn the_browser_decoder_reads_protocol_2() {
             ServerMessage::Error {
                 code: ErrorCode::Unavailable,
                 message: "try again".into(),
+                room: Some("r".into()),
+            },
+        ),
+        (
+            r#"{"type":"error","code":"forbidden","message":"not this room","room":"r"}"#,
+            ServerMessage::Error {
+                code: ErrorCode::Forbidden,
+                message: "not this room".into(),
                 room: Some("r".into()),
             },
         ),

@@ -217,6 +217,7 @@ fn error_code(code: &str) -> duplex_protocol::ErrorCode {
         "too_many_rooms" => ErrorCode::TooManyRooms,
         "bad_binary" => ErrorCode::BadBinary,
         "unavailable" => ErrorCode::Unavailable,
+        "forbidden" => ErrorCode::Forbidden,
         _ => ErrorCode::BadMessage,
     }
 }

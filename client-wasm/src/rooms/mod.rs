@@ -25,7 +25,8 @@
 //!
 //! Refused joins: the server's `error` names the room it is about. When it
 //! refuses the join of a room not confirmed yet (`too_many_rooms`,
-//! `room_too_long`, …), the model stops wanting that room
+//! `room_too_long`, `forbidden` for a room the token does not list, …),
+//! the model stops wanting that room
 //! ([`Change::JoinRefused`]), so the page does not show it as joining
 //! forever and the next greeting does not ask again for what the server
 //! refused. A server from before the `room` field sends none, and its join
@@ -43,6 +44,7 @@
 //! that connection has been handled.
 
 mod codec;
+pub mod url;
 
 use duplex_protocol::binary;
 use duplex_protocol::{
@@ -51,6 +53,7 @@ use duplex_protocol::{
 
 pub use self::codec::decode;
 use self::codec::encode;
+pub use self::url::{rooms_url, with_token};
 use crate::format;
 use crate::history::{Arrival, History, Notice};
 use crate::message::Message;
@@ -224,6 +227,7 @@ fn refuses_join(code: ErrorCode) -> bool {
             | ErrorCode::NameTooLong
             | ErrorCode::RoomTooLong
             | ErrorCode::TooManyRooms
+            | ErrorCode::Forbidden
     )
 }
 
@@ -403,16 +407,22 @@ impl Rooms {
                 epoch,
                 offset,
                 recovered,
-            } => self.with_room(room, |state| {
-                state.joined = true;
-                state.members = members;
-                state.member_count = member_count;
-                let text = format!("joined as {}", state.name);
-                state.push(Author::Note, text);
-                if let Some(notice) = state.history.joined(epoch, offset, recovered) {
-                    state.tell(notice);
-                }
-            }),
+            } => {
+                // The name the server gave us: with a token its `sub`, not
+                // the name the join sent (docs/protocol.md, "Tokens").
+                let me = self.client_id;
+                self.with_room(room, |state| {
+                    state.joined = true;
+                    let named = members.iter().find(|m| Some(m.id) == me);
+                    let text = format!("joined as {}", named.map_or(&state.name, |m| &m.name));
+                    state.members = members;
+                    state.member_count = member_count;
+                    state.push(Author::Note, text);
+                    if let Some(notice) = state.history.joined(epoch, offset, recovered) {
+                        state.tell(notice);
+                    }
+                })
+            }
             // We asked to leave and dropped the room already.
             ServerMessage::Left { .. } => Change::None,
             ServerMessage::MemberJoined { room, member } => self.with_room(room, |state| {

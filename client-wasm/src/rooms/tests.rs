@@ -294,6 +294,7 @@ fn every_join_check_cancels_the_pending_join() {
         ErrorCode::NameTooLong,
         ErrorCode::RoomTooLong,
         ErrorCode::TooManyRooms,
+        ErrorCode::Forbidden,
     ] {
         let mut rooms = Rooms::new();
         rooms.join("r", "a", true);
@@ -308,6 +309,67 @@ fn every_join_check_cancels_the_pending_join() {
         );
         assert!(rooms.greeting().is_empty(), "{code:?}");
     }
+}
+
+/// With a token the server names the member by its `sub` (docs/protocol.md,
+/// "Tokens"): the note says that name, not the one the join sent.
+#[test]
+fn with_a_token_the_joined_note_gives_the_servers_name() {
+    let mut rooms = Rooms::new();
+    rooms
+        .handle_text(
+            r#"{"type":"welcome","version":2,"client_id":7,"max_name_len":64,"max_room_len":64}"#,
+        )
+        .expect("valid");
+    rooms.join("lobby", "guest", true);
+    rooms
+        .handle_text(
+            r#"{"type":"joined","room":"lobby","members":[{"id":3,"name":"bob"},{"id":7,"name":"alice"}],"member_count":2,"epoch":"e1","offset":0}"#,
+        )
+        .expect("valid");
+    let room = rooms.room("lobby").expect("wanted");
+    assert_eq!(
+        room.lines.first().map(|l| l.text.as_str()),
+        Some("joined as alice")
+    );
+    // Not in the list (a room past the presence limit): the name sent.
+    rooms.join("big", "guest", true);
+    rooms.handle(ServerMessage::Joined {
+        room: "big".into(),
+        members: vec![member(3, "bob")],
+        member_count: 2000,
+        epoch: "e1".into(),
+        offset: 0,
+        recovered: None,
+    });
+    let room = rooms.room("big").expect("wanted");
+    assert_eq!(
+        room.lines.first().map(|l| l.text.as_str()),
+        Some("joined as guest")
+    );
+}
+
+/// A room the token's `rooms` claim does not list: the join is refused
+/// with `forbidden` and the room dropped, the rooms joined stay.
+#[test]
+fn a_forbidden_join_drops_the_room_and_keeps_the_others() {
+    let mut rooms = Rooms::new();
+    rooms.join("lobby", "ada", true);
+    joined(&mut rooms, "lobby");
+    rooms.join("kitchen", "ada", true);
+    let change = rooms.handle_text(
+        r#"{"type":"error","code":"forbidden","message":"this token does not allow room \"kitchen\"","room":"kitchen"}"#,
+    );
+    assert_eq!(
+        change,
+        Ok(Change::JoinRefused {
+            room: "kitchen".into(),
+            code: ErrorCode::Forbidden,
+            message: r#"this token does not allow room "kitchen""#.into(),
+        })
+    );
+    assert_eq!(rooms.names().collect::<Vec<_>>(), ["lobby"]);
+    assert!(rooms.room("lobby").is_some_and(|r| r.joined));
 }
 
 /// A refusal after a reconnect (the greeting's join, say on a server

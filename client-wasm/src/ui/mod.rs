@@ -196,7 +196,11 @@ fn build(document: &Document) -> Result<Page, UiError> {
     let el = Elements::find(document)?;
     let url = default_url();
     el.url.set_value(&url);
-    let rooms = rooms_view::build(document, &url)
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    let token = query_param(&search, "token");
+    let rooms = rooms_view::build(document, &url, token.as_deref())
         .map_err(|error| {
             let message = format!("the rooms panel failed to start: {error}");
             web_sys::console::error_1(&message.into());
@@ -226,9 +230,6 @@ fn build(document: &Document) -> Result<Page, UiError> {
     wasm_bindgen_futures::spawn_local(pump(weak.clone(), events));
     wasm_bindgen_futures::spawn_local(badge_ticker(weak.clone()));
 
-    let search = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .unwrap_or_default();
     {
         let mut app = app.borrow_mut();
         if query_param(&search, "connect").as_deref() != Some("0") {

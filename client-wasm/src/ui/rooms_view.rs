@@ -2,6 +2,14 @@
 //! driven by the [`Rooms`] model. It connects on the first join, so the
 //! echo page works without it; it keeps its own listeners and task, and
 //! fails on its own (a missing element disables only this panel).
+//!
+//! A server with `--jwt-secret` opens `/ws` only with a token: the panel's
+//! token field (prefilled from the page's `?token=`) goes into the URL as
+//! `?token=` ([`with_token`]) when a join connects. The token then names
+//! the member (its `sub`), so the name field is disabled while a token is
+//! typed. A refused upgrade (401) reaches a browser only as a failed
+//! connection, so the status line names the token as the likely cause; the
+//! token itself is never shown.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -11,9 +19,18 @@ use web_sys::{Document, Element, HtmlElement, HtmlInputElement};
 
 use super::dom::{self, Listener, UiError};
 use crate::connection::{Connection, ConnectionConfig, Event as ConnEvent, Events};
+use crate::error::TransportError;
 use crate::message::Message;
-use crate::rooms::{Author, Change, Rooms};
+use crate::rooms::{Author, Change, Rooms, rooms_url, with_token};
 use crate::session::State;
+
+/// The close code of a connection whose token expired
+/// (`docs/protocol.md`, "Close codes").
+const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// The name field's label.
+const NAME_LABEL: &str = "Your name";
+/// Its label while a token is typed: the token's `sub` names the member.
+const NAME_FROM_TOKEN: &str = "Name: from the token";
 
 /// What keeps the panel alive.
 pub(crate) struct RoomsPanel {
@@ -24,6 +41,8 @@ pub(crate) struct RoomsPanel {
 struct RoomsView {
     document: Document,
     name: HtmlInputElement,
+    name_label: HtmlElement,
+    token: HtmlInputElement,
     room: HtmlInputElement,
     text: HtmlInputElement,
     status: HtmlElement,
@@ -34,13 +53,12 @@ struct RoomsView {
     rooms: Rooms,
     /// The room the panel shows (the last one joined).
     current: Option<String>,
-}
-
-/// The rooms URL for an echo URL: the same server's `/ws`.
-pub(crate) fn rooms_url(echo_url: &str) -> String {
-    let base = echo_url.trim_end_matches('/');
-    let base = base.strip_suffix("/echo").unwrap_or(base);
-    format!("{base}/ws")
+    /// `/ws` without the token: what the status line may show.
+    url: String,
+    /// The next connection attempt carries a token (set at each join).
+    with_token: bool,
+    /// The status line says the connection failed: cleared once it opens.
+    connect_failed: bool,
 }
 
 fn with(weak: &Weak<RefCell<RoomsView>>, f: impl FnOnce(&mut RoomsView)) {
@@ -49,15 +67,23 @@ fn with(weak: &Weak<RefCell<RoomsView>>, f: impl FnOnce(&mut RoomsView)) {
     }
 }
 
-/// Binds the rooms panel of `index.html`; `echo_url` names the server.
-pub(crate) fn build(document: &Document, echo_url: &str) -> Result<RoomsPanel, UiError> {
-    let mut config = ConnectionConfig::new(rooms_url(echo_url));
+/// Binds the rooms panel of `index.html`; `echo_url` names the server,
+/// `token` (the page's `?token=`) prefills the token field.
+pub(crate) fn build(
+    document: &Document,
+    echo_url: &str,
+    token: Option<&str>,
+) -> Result<RoomsPanel, UiError> {
+    let url = rooms_url(echo_url);
+    let mut config = ConnectionConfig::new(url.clone());
     // The rooms protocol does not echo, so no RTT probes.
     config.probe_interval = None;
     let (connection, events) = Connection::new(config);
     let view = Rc::new(RefCell::new(RoomsView {
         document: document.clone(),
         name: dom::by_id(document, "room-name")?,
+        name_label: dom::by_id(document, "room-name-label")?,
+        token: dom::by_id(document, "room-token")?,
         room: dom::by_id(document, "room-room")?,
         text: dom::by_id(document, "room-text")?,
         status: dom::by_id(document, "room-status")?,
@@ -67,7 +93,13 @@ pub(crate) fn build(document: &Document, echo_url: &str) -> Result<RoomsPanel, U
         connection,
         rooms: Rooms::new(),
         current: None,
+        url,
+        with_token: false,
+        connect_failed: false,
     }));
+    if let Some(token) = token {
+        view.borrow().token.set_value(token);
+    }
     let weak = Rc::downgrade(&view);
     let on = |id: &'static str, event: &'static str, f: fn(&mut RoomsView)| {
         let weak = weak.clone();
@@ -81,8 +113,10 @@ pub(crate) fn build(document: &Document, echo_url: &str) -> Result<RoomsPanel, U
         on("room-form", "submit", RoomsView::join)?,
         on("room-leave", "click", RoomsView::leave)?,
         on("room-send-form", "submit", RoomsView::send)?,
+        on("room-token", "input", |view| view.token_changed())?,
     ];
     wasm_bindgen_futures::spawn_local(pump(weak, events));
+    view.borrow().token_changed();
     view.borrow().draw();
     Ok(RoomsPanel {
         _view: view,
@@ -102,10 +136,31 @@ impl RoomsView {
         self.connection.state() == State::Open
     }
 
+    /// The token field, trimmed (a pasted token often ends in a newline).
+    fn token(&self) -> String {
+        self.token.value().trim().to_owned()
+    }
+
+    /// With a token the server takes the name from it: the name field
+    /// says so and takes no input.
+    fn token_changed(&self) {
+        let from_token = !self.token().is_empty();
+        self.name.set_disabled(from_token);
+        let label = if from_token {
+            NAME_FROM_TOKEN
+        } else {
+            NAME_LABEL
+        };
+        dom::set_text(&self.name_label, label);
+    }
+
     fn join(&mut self) {
+        let token = self.token();
         let name = self.name.value().trim().to_owned();
         let room = self.room.value().trim().to_owned();
-        if name.is_empty() || room.is_empty() {
+        // With a token the `name` sent is ignored (the token's `sub` is the
+        // name), so it may be empty.
+        if (name.is_empty() && token.is_empty()) || room.is_empty() {
             self.set_status("type a name and a room first");
             return;
         }
@@ -117,8 +172,18 @@ impl RoomsView {
         if let Some(message) = message {
             self.connection.send_or_drop(message);
         }
-        if matches!(self.connection.state(), State::Closed) {
-            self.connection.connect();
+        // The token as it is now, for the next attempt; an open connection
+        // keeps the one it opened with.
+        let url = with_token(&self.url, &token);
+        let changed = self.connection.url() != url;
+        self.with_token = !token.is_empty();
+        self.connection.set_url(url);
+        // Closed, waiting to retry, or trying with another token (a token
+        // typed after a refusal): try now; a connect restarts an attempt.
+        match self.connection.state() {
+            State::Closed | State::Reconnecting { .. } => self.connection.connect(),
+            State::Connecting { .. } if changed => self.connection.connect(),
+            _ => {}
         }
         self.current = Some(room);
         self.set_status("");
@@ -208,15 +273,33 @@ impl RoomsView {
                 Ok(_) => {}
                 Err(error) => self.set_status(&format!("a binary frame from the server: {error}")),
             },
-            ConnEvent::Closed(_) => {
+            ConnEvent::Closed(info) => {
                 self.rooms.disconnected();
                 // Every message of the ended connection has been handled
                 // (events arrive in order), so the rooms' positions are
                 // final: the next open rejoins `since` them.
                 self.connection.set_greeting(self.rooms.greeting());
+                if info.code == CLOSE_TOKEN_EXPIRED {
+                    // Final (not retried): the same token would fail again.
+                    self.set_status("the token expired: enter a new one and join again");
+                }
                 self.draw();
             }
+            // Its message would show the URL, token and all.
+            ConnEvent::Error(TransportError::ConnectFailed { .. }) => {
+                let hint = if self.with_token {
+                    "token wrong or expired?"
+                } else {
+                    "server down, or token missing?"
+                };
+                self.set_status(&format!("cannot connect to {} ({hint})", self.url));
+                self.connect_failed = true;
+            }
             ConnEvent::Error(error) => self.set_status(&error.to_string()),
+            ConnEvent::State(State::Open) if self.connect_failed => {
+                self.connect_failed = false;
+                self.set_status("");
+            }
             _ => {}
         }
     }
@@ -275,17 +358,5 @@ impl RoomsView {
         }
         parent.append_child(&element).ok()?;
         Some(element)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rooms_url;
-
-    #[test]
-    fn rooms_url_is_ws_next_to_echo() {
-        assert_eq!(rooms_url("ws://h:1/echo"), "ws://h:1/ws");
-        assert_eq!(rooms_url("wss://h/"), "wss://h/ws");
-        assert_eq!(rooms_url("ws://h:1"), "ws://h:1/ws");
     }
 }

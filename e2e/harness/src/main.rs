@@ -3,12 +3,23 @@
 //!
 //! It starts the server on a free loopback port with `--deflate on` given
 //! explicitly, whatever the server's default (the harness's `--deflate off`
-//! turns it off, to see the compression tests fail), and a second server
-//! with `--deflate off` on another port; opens a control endpoint the tests
-//! can call to stop and restart the first server on the same port
-//! ([`control`]); runs the command with the URLs in its environment; then
-//! stops both servers (by their PIDs, with SIGTERM) and exits with the
-//! command's status.
+//! turns it off, to see the compression tests fail), a second server with
+//! `--deflate off` on another port, and a third with TLS and tokens (below);
+//! opens a control endpoint the tests can call to stop and restart the
+//! first server on the same port ([`control`]); runs the command with the
+//! URLs in its environment; then stops the servers (by their PIDs, with
+//! SIGTERM) and exits with the command's status.
+//!
+//! A third server speaks TLS and wants tokens: `--tls-cert`/`--tls-key`
+//! with a self-signed certificate for `localhost` and `127.0.0.1` made at
+//! each start under `target/browser-tests/tls/` ([`tls`]), and
+//! `--jwt-secret` with a random secret, so `/ws` needs a token there
+//! (`/echo` does not). It serves the page too when the harness has
+//! `--ui-dir`. Not controllable, not in the Redis cluster (memory engine).
+//! Browsers trust exactly that certificate through Chromium's
+//! `--ignore-certificate-errors-spki-list` with the key's hash: the page's
+//! test passes the flag itself, and wasm-bindgen-test-runner reads it from
+//! the `webdriver.json` written next to the certificate.
 //!
 //! The Redis variant (`--redis`, or `DUPLEX_HARNESS_REDIS=1` in the
 //! environment, so `DUPLEX_HARNESS_REDIS=1 scripts/test-browser.sh` needs
@@ -40,20 +51,38 @@
 //! - `DUPLEX_TEST_REDIS_URL`: `redis://127.0.0.1:PORT4`, only in the Redis
 //!   variant (tests expect history to survive a server restart when it is
 //!   set, and to be lost when it is not)
+//! - `DUPLEX_TEST_TLS_HTTP_URL`: `https://127.0.0.1:PORT5`, the TLS server
+//!   (the page at `/` with `--ui-dir`)
+//! - `DUPLEX_TEST_TLS_WS_URL`: `wss://127.0.0.1:PORT5/echo` (its `/ws`
+//!   needs a token)
+//! - `DUPLEX_TEST_JWT_SECRET`: the TLS server's `--jwt-secret` (HS256),
+//!   random for each run, for tests that sign their own tokens
+//! - `DUPLEX_TEST_JWT`: a token signed with it, `sub` `harness`, valid for
+//!   an hour, no `rooms` claim, for tests that cannot sign (wasm)
+//! - `DUPLEX_TEST_TLS_CERT`: the certificate's PEM file (to trust it as a
+//!   root, e.g. `NODE_EXTRA_CA_CERTS` or a rustls root store)
+//! - `DUPLEX_TEST_TLS_SPKI`: base64 SHA-256 of its public key, for
+//!   Chromium's `--ignore-certificate-errors-spki-list=…`
+//! - `WASM_BINDGEN_TEST_WEBDRIVER_JSON`: the `webdriver.json` with that
+//!   flag, which wasm-bindgen-test-runner reads as the browser's
+//!   capabilities
 //!
 //! ```text
 //! duplex-browser-harness [--server target/release/duplex] [--deflate on|off] [--redis] \
-//!     [--server-arg=--ui-dir --server-arg=dist] -- cargo test --target wasm32-unknown-unknown -p duplex-client
+//!     [--ui-dir dist] [--server-arg=ARG]... -- cargo test --target wasm32-unknown-unknown -p duplex-client
 //! ```
 
 mod control;
 mod redis;
 mod server;
+mod tls;
+mod token;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
@@ -61,6 +90,10 @@ use clap::{Parser, ValueEnum};
 use crate::control::{Controlled, RedisControl};
 use crate::redis::{Redis, RedisLauncher};
 use crate::server::{Launcher, Server, Stop};
+use crate::tls::TlsFiles;
+
+/// How long `DUPLEX_TEST_JWT` is valid: longer than any browser suite run.
+const JWT_VALID_FOR: Duration = Duration::from_secs(3600);
 
 /// The server's `--deflate` modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,10 +121,14 @@ struct Cli {
     /// The server binary [default: target/release/duplex in this workspace].
     #[arg(long)]
     server: Option<PathBuf>,
-    /// An extra argument for the server (repeat for more), e.g.
-    /// `--server-arg=--ui-dir --server-arg=dist`.
+    /// An extra argument for the first server (repeat for more), e.g.
+    /// `--server-arg=--max-connections --server-arg=50`.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
+    /// The page (a `trunk build` output) for the first server and the TLS
+    /// server to serve (their `--ui-dir`).
+    #[arg(long)]
+    ui_dir: Option<PathBuf>,
     /// permessage-deflate on the server (its `--deflate`, always passed
     /// explicitly, so a change of the server's default changes no test).
     /// `off` is for checking that the compression tests can fail.
@@ -150,6 +187,15 @@ fn run() -> anyhow::Result<ExitCode> {
     {
         bail!("{arg} in --server-arg: use the harness's own --redis, which starts Redis");
     }
+    if let Some(arg) = cli
+        .server_args
+        .iter()
+        .find(|arg| *arg == "--ui-dir" || arg.starts_with("--ui-dir="))
+    {
+        bail!(
+            "{arg} in --server-arg: use the harness's own --ui-dir, which the TLS server gets too"
+        );
+    }
     let binary = cli.server.unwrap_or_else(|| server::default_binary(&root));
     let binary = std::path::absolute(&binary)
         .with_context(|| format!("cannot resolve {}", binary.display()))?;
@@ -157,6 +203,19 @@ fn run() -> anyhow::Result<ExitCode> {
     let plain_log = sibling_log(&log, "deflate-off");
     std::fs::File::create(&plain_log)
         .with_context(|| format!("cannot create {}", plain_log.display()))?;
+    let tls_log = sibling_log(&log, "tls");
+    std::fs::File::create(&tls_log)
+        .with_context(|| format!("cannot create {}", tls_log.display()))?;
+    let tls = TlsFiles::make(&root.join("target/browser-tests/tls"))
+        .context("cannot make the TLS server's certificate")?;
+    let jwt_secret = random_token().context("cannot make a JWT secret")?;
+    let jwt = token::hs256(&jwt_secret, "harness", JWT_VALID_FOR)
+        .context("cannot sign DUPLEX_TEST_JWT")?;
+    let ui_args: Vec<String> = cli
+        .ui_dir
+        .iter()
+        .flat_map(|dir| ["--ui-dir".to_owned(), dir.display().to_string()])
+        .collect();
     let redis_launcher = cli.redis.then(|| RedisLauncher {
         binary: cli.redis_server.clone(),
         log: sibling_log(&log, "redis"),
@@ -183,15 +242,34 @@ fn run() -> anyhow::Result<ExitCode> {
         args: plain_args,
         log: plain_log,
         push_token: push_token.clone(),
+        env: Vec::new(),
+    };
+    let mut tls_args = vec![
+        "--deflate".into(),
+        Deflate::On.as_arg().into(),
+        "--tls-cert".into(),
+        tls.cert.display().to_string(),
+        "--tls-key".into(),
+        tls.key.display().to_string(),
+    ];
+    tls_args.extend(ui_args.iter().cloned());
+    let tls_launcher = Launcher {
+        binary: binary.clone(),
+        args: tls_args,
+        log: tls_log,
+        push_token: push_token.clone(),
+        env: vec![("DUPLEX_JWT_SECRET", jwt_secret.clone())],
     };
     let mut args = vec!["--deflate".into(), cli.deflate.as_arg().into()];
     args.extend(cluster);
+    args.extend(ui_args);
     args.extend(cli.server_args);
     let launcher = Launcher {
         binary,
         args,
         log,
         push_token,
+        env: Vec::new(),
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     // Everything that can fail without a server running comes first, so
@@ -228,9 +306,19 @@ fn run() -> anyhow::Result<ExitCode> {
             return Err(error).context("cannot start the server");
         }
     };
+    let secure = match tls_launcher.start(loopback) {
+        Ok(secure) => secure,
+        Err(error) => {
+            let _ = server.stop(Stop::Kill);
+            let _ = plain.stop(Stop::Kill);
+            stop_redis(redis);
+            return Err(error).context("cannot start the TLS server");
+        }
+    };
     drop(dead);
     let addr = server.addr;
     let plain_addr = plain.addr;
+    let tls_addr = secure.addr;
     let pid = server.pid();
     let push_token = launcher.push_token.clone();
     let server_bin = launcher.binary.clone();
@@ -257,9 +345,11 @@ fn run() -> anyhow::Result<ExitCode> {
 
     eprintln!(
         "harness: server pid {pid} on ws://{addr}/echo (--deflate {}), --deflate off server pid {} \
-         on ws://{plain_addr}/echo{redis_note}, control http://{control_addr}, running: {}",
+         on ws://{plain_addr}/echo, TLS server pid {} on wss://{tls_addr}/echo{redis_note}, \
+         control http://{control_addr}, running: {}",
         cli.deflate.as_arg(),
         plain.pid(),
+        secure.pid(),
         cli.command.join(" ")
     );
     let mut command = Command::new(&cli.command[0]);
@@ -285,6 +375,13 @@ fn run() -> anyhow::Result<ExitCode> {
             "DUPLEX_TEST_DEFLATE_OFF_HTTP_URL",
             format!("http://{plain_addr}"),
         )
+        .env("DUPLEX_TEST_TLS_HTTP_URL", format!("https://{tls_addr}"))
+        .env("DUPLEX_TEST_TLS_WS_URL", format!("wss://{tls_addr}/echo"))
+        .env("DUPLEX_TEST_JWT_SECRET", &jwt_secret)
+        .env("DUPLEX_TEST_JWT", &jwt)
+        .env("DUPLEX_TEST_TLS_CERT", &tls.cert)
+        .env("DUPLEX_TEST_TLS_SPKI", &tls.spki_sha256)
+        .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &tls.webdriver_json)
         .status()
         .with_context(|| format!("cannot run {}", cli.command[0]));
 
@@ -298,6 +395,9 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     if let Err(error) = finish(plain) {
         problems.push(format!("the --deflate off server {error:#}"));
+    }
+    if let Err(error) = finish(secure) {
+        problems.push(format!("the TLS server {error:#}"));
     }
     // Redis last: the servers may write to it until they exit.
     if let Some(redis) = state.redis.take().and_then(|control| control.running)

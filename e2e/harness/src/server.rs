@@ -83,6 +83,9 @@ pub(crate) struct Launcher {
     pub(crate) push_token: String,
     /// Where its log goes (appended across restarts).
     pub(crate) log: PathBuf,
+    /// More secrets for its environment (`DUPLEX_JWT_SECRET`), kept off
+    /// the command line for the same reason as the push token.
+    pub(crate) env: Vec<(&'static str, String)>,
 }
 
 /// A running server.
@@ -133,6 +136,7 @@ impl Launcher {
             .args(["--log-format", "json"])
             .args(&self.args)
             .env("DUPLEX_PUSH_TOKEN", &self.push_token)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
