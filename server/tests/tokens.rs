@@ -459,6 +459,18 @@ async fn a_private_key_given_as_the_public_key_stops_the_start() {
     assert!(format!("{error:?}").contains("JwtPublicKey"), "{error:?}");
 }
 
+#[tokio::test]
+async fn an_ec_key_on_another_curve_than_p256_stops_the_start() {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("P-384 key");
+    let file = KeyFile::new("p384", &pair.public_key_pem());
+    let mut server = start_with_public_key(&file).await;
+    let error = server
+        .finished(common::WAIT)
+        .await
+        .expect_err("ES256 needs P-256: a P-384 key is refused at start");
+    assert!(format!("{error:?}").contains("P-256"), "{error:?}");
+}
+
 /// A new RSA key pair as PEM (PKCS#8 private key, SPKI public key), made
 /// with the `rsa` crate from the OS's random source (3072 bits).
 fn rsa_key_pair() -> (String, String) {

@@ -26,6 +26,8 @@ use hyper::Uri;
 use hyper::header::{self, HeaderMap};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rustls_pki_types::SubjectPublicKeyInfoDer;
+use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
@@ -292,12 +294,28 @@ fn load_public_key(path: &Path) -> Result<(Algorithm, DecodingKey), ConfigError>
         return Ok((Algorithm::RS256, key));
     }
     if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
-        return Ok((Algorithm::ES256, key));
+        // jsonwebtoken takes an EC key on any curve, and ES256 then fails
+        // every token: only P-256 is ES256's.
+        return match SubjectPublicKeyInfoDer::from_pem_slice(&pem) {
+            Ok(spki) if spki.starts_with(&P256_SPKI_PREFIX) => Ok((Algorithm::ES256, key)),
+            _ => Err(error(
+                "an EC key on another curve than P-256 (ES256 needs P-256)",
+            )),
+        };
     }
     Err(error(
         "not an RSA or P-256 public key in PEM (-----BEGIN PUBLIC KEY-----)",
     ))
 }
+
+/// How the DER of every uncompressed P-256 public key begins (RFC 5480):
+/// SEQUENCE (89 bytes), SEQUENCE (19) { OID id-ecPublicKey
+/// 1.2.840.10045.2.1, OID prime256v1 1.2.840.10045.3.1.7 }, BIT STRING
+/// (66 bytes, no unused bits), point tag 4 (uncompressed).
+const P256_SPKI_PREFIX: [u8; 27] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+];
 
 #[cfg(test)]
 mod tests {
