@@ -57,7 +57,7 @@ stage "fuzz targets, 5 s each (scripts/fuzz.sh; long campaigns: docs/fuzzing.md)
 stage "doc tests" cargo test --workspace --doc --locked --quiet
 stage "browser suites: wasm32 clippy, wasm-bindgen tests, the page in headless Chromium, trunk serve's proxies" \
     scripts/test-browser.sh
-stage "load generator smoke run against the release server" scripts/bench-smoke.sh
+stage "load generator smoke run against the server" scripts/bench-smoke.sh
 stage "unit and integration tests (cargo nextest)" \
     cargo nextest run --workspace --locked --no-fail-fast
 print_summary
