@@ -173,28 +173,20 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     // One run per log: restarts append to it, a new run starts it afresh.
     std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-    if let Some(arg) = cli
-        .server_args
-        .iter()
-        .find(|arg| *arg == "--deflate" || arg.starts_with("--deflate="))
-    {
-        bail!("{arg} in --server-arg: use the harness's own --deflate on|off");
-    }
-    if let Some(arg) = cli
-        .server_args
-        .iter()
-        .find(|arg| *arg == "--redis" || arg.starts_with("--redis="))
-    {
-        bail!("{arg} in --server-arg: use the harness's own --redis, which starts Redis");
-    }
-    if let Some(arg) = cli
-        .server_args
-        .iter()
-        .find(|arg| *arg == "--ui-dir" || arg.starts_with("--ui-dir="))
-    {
-        bail!(
-            "{arg} in --server-arg: use the harness's own --ui-dir, which the TLS server gets too"
-        );
+    // Server flags the harness sets itself, and what to use instead.
+    for (flag, own) in [
+        ("--deflate", "--deflate on|off"),
+        ("--redis", "--redis, which starts Redis"),
+        ("--ui-dir", "--ui-dir, which the TLS server gets too"),
+    ] {
+        let assigned = format!("{flag}=");
+        if let Some(arg) = cli
+            .server_args
+            .iter()
+            .find(|arg| *arg == flag || arg.starts_with(&assigned))
+        {
+            bail!("{arg} in --server-arg: use the harness's own {own}");
+        }
     }
     let binary = cli.server.unwrap_or_else(|| server::default_binary(&root));
     let binary = std::path::absolute(&binary)
