@@ -4,9 +4,9 @@
 //! opcodes, malformed control frames) and 1007 for text that is not UTF-8,
 //! whether in one frame or split over fragments. (1009 is in `limits.rs`.)
 
-mod common;
+use crate::common;
 
-use common::{Client, RawClient, TestServer, config, connect, expect_close, op};
+use crate::common::{Client, RawClient, TestServer, config, connect, expect_close, op};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};

@@ -3,9 +3,9 @@
 //! Close for an empty one, then closes the TCP connection and frees the
 //! connection's place in the open-connection count.
 
-mod common;
+use crate::common;
 
-use common::{Client, TestServer, config, connect, expect_end, next_message};
+use crate::common::{Client, TestServer, config, connect, expect_end, next_message};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;

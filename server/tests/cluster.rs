@@ -3,14 +3,14 @@
 //! instances, presence and the push API everywhere, recovery on another
 //! instance, and Redis's own faults.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::redis::RedisServer;
-use common::rooms::{connect_rooms, join, join_since, next_offset, next_server, publish};
-use common::{Client, TestServer, config};
+use crate::common::redis::RedisServer;
+use crate::common::rooms::{connect_rooms, join, join_since, next_offset, next_server, publish};
+use crate::common::{Client, TestServer, config};
 use duplex_protocol::{ErrorCode, LeaveReason, Position, ServerMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, timeout};

@@ -4,14 +4,14 @@
 //! two instances, one message published through one reaches a member of
 //! the other; an untrusted certificate keeps the server from starting.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 
-use common::process::Binary;
-use common::redis::{RedisServer, free_port};
-use common::rooms::{connect_rooms, join, next_text, publish};
-use common::tls::TestCert;
+use crate::common::process::Binary;
+use crate::common::redis::{RedisServer, free_port};
+use crate::common::rooms::{connect_rooms, join, next_text, publish};
+use crate::common::tls::TestCert;
 
 /// redis-server with its usual plain port (which the helper probes) and a
 /// TLS port with `cert`; returns it and the TLS port.

@@ -3,13 +3,13 @@
 //! back, byte for byte and in order; `/healthz` counts all 500 and returns
 //! to 0 when they have closed.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{TestServer, connect, next_non_control};
+use crate::common::{TestServer, connect, next_non_control};
 use futures_util::SinkExt;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;

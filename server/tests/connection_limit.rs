@@ -3,11 +3,11 @@
 //! hang), plain HTTP still works, and a slot frees as soon as a client
 //! closes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{Client, HttpResponse, TestServer, connect, http, try_connect};
+use crate::common::{Client, HttpResponse, TestServer, connect, http, try_connect};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Error as WsError;
 

@@ -4,14 +4,14 @@
 //! framing, what the server's compressed messages promise, the close codes
 //! for every misuse, and rooms with deflate and plain members mixed.
 
-mod common;
+use crate::common;
 
-use common::deflate::{
+use crate::common::deflate::{
     ANSWER, CHROMIUM_OFFER, DeflateClient, RSV1, connect_offering, expect_close_code, extensions,
     frames,
 };
-use common::rooms::{connect_rooms, join, next_server};
-use common::{TestServer, bytes, config, encode, op};
+use crate::common::rooms::{connect_rooms, join, next_server};
+use crate::common::{TestServer, bytes, config, encode, op};
 use duplex_protocol::ServerMessage;
 use duplex_server::{Config, Deflate};
 

@@ -4,11 +4,10 @@
 //! peak resident memory growing by less than 32 MiB: inflated data is made
 //! only as tungstenite reads it and stops at the limit.
 
-mod common;
 
-use common::deflate::{DeflateClient, frames};
-use common::op;
-use common::process::Binary;
+use crate::common::deflate::{DeflateClient, frames};
+use crate::common::op;
+use crate::common::process::Binary;
 use duplex_protocol::deflate::{Deflater, TAIL};
 
 const BOMB: usize = 64 << 20;

@@ -2,9 +2,9 @@
 //! with the same type (text stays text, binary stays binary), including
 //! empty and 1 MiB messages, in the order sent.
 
-mod common;
+use crate::common;
 
-use common::{TestServer, assert_echo, config, connect, next_non_control};
+use crate::common::{TestServer, assert_echo, config, connect, next_non_control};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -3,9 +3,9 @@
 //! fragment boundary splits a UTF-8 character and when a ping is
 //! interleaved between fragments (the ping is answered with its pong).
 
-mod common;
+use crate::common;
 
-use common::{Client, TestServer, assert_same_message, config, connect, next_message};
+use crate::common::{Client, TestServer, assert_same_message, config, connect, next_message};
 use futures_util::SinkExt;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;

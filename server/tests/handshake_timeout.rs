@@ -4,11 +4,11 @@
 //! at a time (slowloris); a connection that completed its upgrade is not
 //! affected by it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{TestServer, connect, tcp};
+use crate::common::{TestServer, connect, tcp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};

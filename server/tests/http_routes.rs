@@ -3,9 +3,9 @@
 //! with an explanation; unknown paths 404; malformed requests 400; broken
 //! handshakes the status that names the problem.
 
-mod common;
+use crate::common;
 
-use common::{TestServer, config, connect, get, http, wait_for_connections};
+use crate::common::{TestServer, config, connect, get, http, wait_for_connections};
 
 #[tokio::test]
 async fn healthz_reports_status_version_uptime_and_counts() {

@@ -4,11 +4,11 @@
 //! that answers pings, or keeps sending data, stays connected across many
 //! idle periods.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{RawClient, TestServer, connect, frame, op};
+use crate::common::{RawClient, TestServer, connect, frame, op};
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
 

@@ -7,13 +7,13 @@
 //! fragmented messages, pings, room deliveries written straight to the
 //! socket).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::process::Binary;
-use common::rooms::{connect_rooms, join, next_server, publish, send};
-use common::{Client, WAIT, assert_echo, bytes, connect, next_message};
+use crate::common::process::Binary;
+use crate::common::rooms::{connect_rooms, join, next_server, publish, send};
+use crate::common::{Client, WAIT, assert_echo, bytes, connect, next_message};
 use duplex_protocol::ServerMessage;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;

@@ -3,9 +3,9 @@
 //! (RFC 6455, section 7.4.1), as soon as the frame header announces it;
 //! messages and frames exactly at the limits are echoed.
 
-mod common;
+use crate::common;
 
-use common::{Client, RawClient, TestServer, connect, expect_close};
+use crate::common::{Client, RawClient, TestServer, connect, expect_close};
 use duplex_protocol::frame::{Header, MAX_HEADER_LEN};
 use duplex_server::Config;
 use futures_util::SinkExt;

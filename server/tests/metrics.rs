@@ -5,13 +5,13 @@
 //! to a member's socket included), close codes sent, handshake refusals,
 //! rooms and members.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::metrics::Metrics;
-use common::rooms::{connect_rooms, join, publish};
-use common::{TestServer, WAIT, config, connect, next_message};
+use crate::common::metrics::Metrics;
+use crate::common::rooms::{connect_rooms, join, publish};
+use crate::common::{TestServer, WAIT, config, connect, next_message};
 use futures_util::SinkExt;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;

@@ -3,10 +3,10 @@
 //! trailing slash, `null`) gets 403 before the upgrade; one without
 //! Origin (not a browser) gets 101; without a list every origin does.
 
-mod common;
+use crate::common;
 
-use common::admission::upgrade;
-use common::{TestServer, http};
+use crate::common::admission::upgrade;
+use crate::common::{TestServer, http};
 
 const ALLOWED: &str = "http://chat.example:8080";
 

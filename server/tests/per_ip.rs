@@ -3,12 +3,12 @@
 //! closing one frees its slot at once; other addresses are unaffected;
 //! plain HTTP requests are not counted.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use common::admission::{tcp_from, upgrade_on};
-use common::{TestServer, WAIT};
+use crate::common::admission::{tcp_from, upgrade_on};
+use crate::common::{TestServer, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;

@@ -2,9 +2,9 @@
 //! (RFC 6455, section 5.5.3), from empty up to the 125-byte maximum, in
 //! order; an unsolicited pong is ignored, not answered or echoed.
 
-mod common;
+use crate::common;
 
-use common::{TestServer, config, connect, next_message};
+use crate::common::{TestServer, config, connect, next_message};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 

@@ -3,12 +3,12 @@
 //! bucket, while one at half the rate beside it never is; control frames
 //! are not counted; rooms connections are held to it like echo ones.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::rooms::{connect_rooms, join, send_client};
-use common::{Client, TestServer};
+use crate::common::rooms::{connect_rooms, join, send_client};
+use crate::common::{Client, TestServer};
 use duplex_protocol::ClientMessage;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, interval, timeout};

@@ -4,12 +4,10 @@
 //! the same port and empty (no persistence), and drop kills it. The Redis
 //! engine's tests rely on each of these.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::redis::RedisServer;
+use crate::common::redis::RedisServer;
 
 #[tokio::test]
 async fn starts_on_a_free_port_and_answers_ping() {

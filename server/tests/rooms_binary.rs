@@ -2,11 +2,11 @@
 //! member as a binary delivery carrying the room, the sender's id and the
 //! payload byte for byte.
 
-mod common;
+use crate::common;
 
-use common::next_non_control;
-use common::rooms::{connect_rooms, join, send};
-use common::{TestServer, config};
+use crate::common::next_non_control;
+use crate::common::rooms::{connect_rooms, join, send};
+use crate::common::{TestServer, config};
 use duplex_protocol::binary;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -4,10 +4,10 @@
 //! of must be finished before anything else, and the session's buffered
 //! answers keep their place before the room's messages.
 
-mod common;
+use crate::common;
 
-use common::rooms::{connect_rooms, join, joined_clients, next_server, small_buffered_client};
-use common::{TestServer, WAIT, config};
+use crate::common::rooms::{connect_rooms, join, joined_clients, next_server, small_buffered_client};
+use crate::common::{TestServer, WAIT, config};
 use duplex_protocol::{ClientMessage, ServerMessage, binary};
 use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::time::timeout;

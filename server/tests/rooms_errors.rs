@@ -3,10 +3,10 @@
 //! An error about a message that named a room carries that room, so the
 //! client can tell which of its joins failed.
 
-mod common;
+use crate::common;
 
-use common::rooms::{connect_rooms, join, next_server, publish, send, send_client};
-use common::{TestServer, config, expect_close, next_non_control};
+use crate::common::rooms::{connect_rooms, join, next_server, publish, send, send_client};
+use crate::common::{TestServer, config, expect_close, next_non_control};
 use duplex_protocol::{ClientMessage, ErrorCode, ServerMessage, binary};
 use tokio_tungstenite::tungstenite::Message;
 

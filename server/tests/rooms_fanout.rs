@@ -6,12 +6,12 @@
 //! all, member i hears i-1 `member_joined` events, half a million in all,
 //! which is what `--presence-limit` exists to avoid.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::rooms::{connect_rooms, join, next_text, publish};
-use common::{TestServer, config};
+use crate::common::rooms::{connect_rooms, join, next_text, publish};
+use crate::common::{TestServer, config};
 use duplex_protocol::ServerMessage;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;

@@ -2,13 +2,12 @@
 //! and recovery with `join.since`, through the real server and real
 //! WebSocket clients on loopback.
 
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::rooms::{connect_rooms, join, join_since, next_offset, next_server, publish};
-use common::{TestServer, config, connect, next_non_control};
+use crate::common::rooms::{connect_rooms, join, join_since, next_offset, next_server, publish};
+use crate::common::{TestServer, config, connect, next_non_control};
 use duplex_protocol::{Position, ServerMessage, binary};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;

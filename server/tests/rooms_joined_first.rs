@@ -8,14 +8,13 @@
 //! few hundred members with long names) went out through a path whose
 //! first flush handed the socket to the hub, which widened the window.
 
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::rooms::{connect_rooms, join, joined_clients, next_server, publish, send_client};
-use common::{TestServer, config};
+use crate::common::rooms::{connect_rooms, join, joined_clients, next_server, publish, send_client};
+use crate::common::{TestServer, config};
 use duplex_protocol::{ClientMessage, ServerMessage};
 
 /// Members already in the room; their names make `joined` over 4 KiB.

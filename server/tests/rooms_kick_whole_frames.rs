@@ -8,13 +8,13 @@
 //! its socket (partial writes certain), is kicked, then reads everything
 //! the server sent and parses it frame by frame.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::rooms::{connect_rooms, small_buffered_tcp};
-use common::{RawClient, TestServer, WAIT, config, frame, op};
+use crate::common::rooms::{connect_rooms, small_buffered_tcp};
+use crate::common::{RawClient, TestServer, WAIT, config, frame, op};
 use duplex_protocol::{LeaveReason, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, timeout};

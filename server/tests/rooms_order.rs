@@ -4,10 +4,9 @@
 //! conversation. The room is larger than one delivery chunk, so a publish
 //! reaches its members in more than one step.
 
-mod common;
 
-use common::rooms::{joined_clients, publish};
-use common::{TestServer, WAIT, config};
+use crate::common::rooms::{joined_clients, publish};
+use crate::common::{TestServer, WAIT, config};
 use duplex_protocol::ServerMessage;
 use futures_util::StreamExt;
 use tokio::time::timeout;

@@ -2,10 +2,10 @@
 //! the other members hear of joins and leaves (and why), and a room
 //! disappears from `GET /api/rooms` when its last member leaves.
 
-mod common;
+use crate::common;
 
-use common::rooms::{connect_rooms, join, next_server, send, send_client};
-use common::{TestServer, close, config, get};
+use crate::common::rooms::{connect_rooms, join, next_server, send, send_client};
+use crate::common::{TestServer, close, config, get};
 use duplex_protocol::{ClientMessage, LeaveReason, Member, RoomList, ServerMessage};
 use tokio_tungstenite::tungstenite::Message;
 

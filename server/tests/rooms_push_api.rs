@@ -3,12 +3,11 @@
 //! server has none), reaches every member as a `message` from `null`, and
 //! `GET /api/rooms` lists the rooms with their member counts.
 
-mod common;
 
 use std::net::SocketAddr;
 
-use common::rooms::{connect_rooms, join, next_text};
-use common::{HttpResponse, TestServer, config, get, http};
+use crate::common::rooms::{connect_rooms, join, next_text};
+use crate::common::{HttpResponse, TestServer, config, get, http};
 use duplex_protocol::{RoomInfo, RoomList};
 
 const TOKEN: &str = "test-token-1234";

@@ -2,12 +2,11 @@
 //! a running server's room with the token, and fails with a non-zero exit
 //! and the server's reason when the token is wrong.
 
-mod common;
 
 use std::process::Stdio;
 
-use common::rooms::{connect_rooms, join, next_text};
-use common::{TestServer, WAIT, config};
+use crate::common::rooms::{connect_rooms, join, next_text};
+use crate::common::{TestServer, WAIT, config};
 use tokio::process::Command;
 use tokio::time::timeout;
 

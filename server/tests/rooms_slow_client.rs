@@ -3,10 +3,10 @@
 //! (1013) and leaves its rooms as `too_slow`, while the other members keep
 //! receiving every message in order without delay.
 
-mod common;
+use crate::common;
 
-use common::rooms::{connect_rooms, join, next_server, small_buffered_client};
-use common::{TestServer, WAIT, config};
+use crate::common::rooms::{connect_rooms, join, next_server, small_buffered_client};
+use crate::common::{TestServer, WAIT, config};
 use duplex_protocol::{LeaveReason, ServerMessage};
 use futures_util::StreamExt;
 use tokio::time::timeout;

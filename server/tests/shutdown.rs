@@ -3,11 +3,11 @@
 //! down", and `run` returns `Ok` as soon as the close handshakes complete,
 //! or after `shutdown_grace` when a client does not answer.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{RawClient, TestServer, connect, expect_close, frame, op};
+use crate::common::{RawClient, TestServer, connect, expect_close, frame, op};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout};

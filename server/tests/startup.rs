@@ -2,7 +2,7 @@
 //! inconsistent one is returned as `Error::Config` at once, and the
 //! listener is closed rather than left accepting connections nobody serves.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,13 +4,13 @@
 //! open one keeps echoing. Certificates are made at test time (rcgen); the
 //! client is rustls trusting only the test certificate.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::process::Binary;
-use common::tls::{TestCert, https_get, presented, try_tls, wss};
-use common::{TestServer, WAIT, bytes, text};
+use crate::common::process::Binary;
+use crate::common::tls::{TestCert, https_get, presented, try_tls, wss};
+use crate::common::{TestServer, WAIT, bytes, text};
 use duplex_protocol::{ClientMessage, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -6,14 +6,14 @@
 //! `join` says, its `rooms` claim limits the rooms (`forbidden`), and its
 //! `exp` closes the connection with 4001. `/` and `/echo` need none.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::admission::upgrade;
-use common::rooms::{next_server, send_client};
-use common::{Client, TestServer};
+use crate::common::admission::upgrade;
+use crate::common::rooms::{next_server, send_client};
+use crate::common::{Client, TestServer};
 use duplex_protocol::{ClientMessage, ErrorCode, ServerMessage};
 use futures_util::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

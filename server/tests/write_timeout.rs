@@ -3,11 +3,11 @@
 //! `write_timeout` the server drops it, its slot in the open-connection
 //! count is freed, and other clients are served normally all along.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{RawClient, TestServer, connect, frame, op};
+use crate::common::{RawClient, TestServer, connect, frame, op};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 use tokio::time::{Instant, timeout, timeout_at};
