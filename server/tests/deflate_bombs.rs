@@ -4,7 +4,6 @@
 //! peak resident memory growing by less than 32 MiB: inflated data is made
 //! only as tungstenite reads it and stops at the limit.
 
-
 use crate::common::deflate::{DeflateClient, frames};
 use crate::common::op;
 use crate::common::process::Binary;

@@ -6,7 +6,9 @@
 
 use crate::common;
 
-use crate::common::rooms::{connect_rooms, join, joined_clients, next_server, small_buffered_client};
+use crate::common::rooms::{
+    connect_rooms, join, joined_clients, next_server, small_buffered_client,
+};
 use crate::common::{TestServer, WAIT, config};
 use duplex_protocol::{ClientMessage, ServerMessage, binary};
 use futures_util::{SinkExt, Stream, StreamExt};

@@ -2,7 +2,6 @@
 //! and recovery with `join.since`, through the real server and real
 //! WebSocket clients on loopback.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 

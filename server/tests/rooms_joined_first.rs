@@ -8,12 +8,13 @@
 //! few hundred members with long names) went out through a path whose
 //! first flush handed the socket to the hub, which widened the window.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::common::rooms::{connect_rooms, join, joined_clients, next_server, publish, send_client};
+use crate::common::rooms::{
+    connect_rooms, join, joined_clients, next_server, publish, send_client,
+};
 use crate::common::{TestServer, config};
 use duplex_protocol::{ClientMessage, ServerMessage};
 

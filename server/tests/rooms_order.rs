@@ -4,7 +4,6 @@
 //! conversation. The room is larger than one delivery chunk, so a publish
 //! reaches its members in more than one step.
 
-
 use crate::common::rooms::{joined_clients, publish};
 use crate::common::{TestServer, WAIT, config};
 use duplex_protocol::ServerMessage;

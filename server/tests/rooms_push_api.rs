@@ -3,7 +3,6 @@
 //! server has none), reaches every member as a `message` from `null`, and
 //! `GET /api/rooms` lists the rooms with their member counts.
 
-
 use std::net::SocketAddr;
 
 use crate::common::rooms::{connect_rooms, join, next_text};

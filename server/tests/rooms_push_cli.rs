@@ -2,7 +2,6 @@
 //! a running server's room with the token, and fails with a non-zero exit
 //! and the server's reason when the token is wrong.
 
-
 use std::process::Stdio;
 
 use crate::common::rooms::{connect_rooms, join, next_text};
