@@ -34,6 +34,9 @@ esac
 target_dir="${FUZZ_TARGET_DIR:-$TOOLS/fuzz-target/$build-$sanitizer}"
 flags+=(--sanitizer "$sanitizer" --target-dir "$target_dir")
 
+# scripts/test.sh lints its build through clippy-driver (stable): it
+# cannot wrap nightly's rustc.
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 t0=$SECONDS
 cargo +nightly fuzz build "${flags[@]}"
 say "built every fuzz target in $((SECONDS - t0)) s"
