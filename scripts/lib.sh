@@ -16,14 +16,21 @@ CARGO_FUZZ_VERSION="0.13.2"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# cargo_install CRATE VERSION : installs a tool the checks run (cargo
-# install --locked). Tools, not the product: built without their own
-# link-time optimisation and with parallel code generation (trunk's release
-# profile asks for fat LTO in one codegen unit: minutes more on 2 cores, for
-# a program that spends its time waiting on cargo and wasm-opt).
+# cargo_install CRATE VERSION [ARGS...] : installs a tool the checks run
+# (cargo install --locked, plus ARGS). Tools, not the product: they spend
+# their time waiting on cargo, rustc, wasm-opt or the tests, so they are
+# built with the dev profile (no optimisation) and without debug info, in
+# a fraction of the release profile's time. On 2 cores, cold:
+# wasm-bindgen-cli 97 s instead of 251 s; cargo-nextest 274 s instead of
+# 675 s (with the features setup.sh picks). Running them unoptimised costs
+# about 2 s per wasm-bindgen of a test binary, nothing measurable in
+# nextest. Not wrapped by clippy-driver (scripts/test.sh): a tool's own
+# warnings are not ours to fail on.
 cargo_install() {
-    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-        cargo install --locked "$1" --version "$2"
+    local crate="$1" version="$2"
+    shift 2
+    env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS CARGO_PROFILE_DEV_DEBUG=false \
+        cargo install --locked --debug "$crate" --version "$version" "$@"
 }
 
 # Which build of the binaries (duplex, duplex-bench, the browser harness)

@@ -46,21 +46,28 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
     rustup target add wasm32-unknown-unknown
 fi
 
-# cargo_tool BIN VERSION_REGEX CRATE VERSION : installs CRATE@VERSION unless
-# `BIN --version` already matches.
+# cargo_tool BIN VERSION_REGEX CRATE VERSION [ARGS...] : installs
+# CRATE@VERSION (cargo_install, with ARGS) unless `BIN --version` already
+# matches.
 cargo_tool() {
     local bin="$1" want="$2" crate="$3" version="$4"
+    shift 4
     if "$bin" --version 2>/dev/null | grep -Eq "$want"; then
         return 0
     fi
     say "installing $crate $version (cargo install --locked; takes minutes on 2 cores)"
-    cargo_install "$crate" "$version"
+    cargo_install "$crate" "$version" "$@"
 }
 cargo_tool wasm-bindgen "^wasm-bindgen $WASM_BINDGEN_VERSION\$" wasm-bindgen-cli "$WASM_BINDGEN_VERSION"
 if [ -n "$wasm_pack" ]; then
     cargo_tool wasm-pack "^wasm-pack $WASM_PACK_VERSION\$" wasm-pack "$WASM_PACK_VERSION"
 fi
-cargo_tool trunk "^trunk $TRUNK_VERSION\$" trunk "$TRUNK_VERSION"
+# trunk without its default features: no check of crates.io for a newer
+# trunk (Trunk.toml says offline), and no TLS of its own (rustls and ring),
+# since its dev server listens on loopback and proxies plain ws:// to the
+# server beside it. For `trunk serve` over https, or a proxy to a wss://
+# backend, install it with `cargo install --locked trunk` instead.
+cargo_tool trunk "^trunk $TRUNK_VERSION\$" trunk "$TRUNK_VERSION" --no-default-features
 
 # apt_install PACKAGE... : Debian packages, as root (a fresh machine's apt
 # lists may be empty: update first).

@@ -12,10 +12,12 @@ for component in rustfmt clippy; do
     fi
 done
 
-# cargo-nextest: the test runner. Any 0.9 release reads our config.
+# cargo-nextest: the test runner. Any 0.9 release reads our config. Without
+# its self-updater (an HTTP client and TLS: a third of its crates), as
+# nextest recommends for CI builds.
 if ! cargo nextest --version 2>/dev/null | grep -q '^cargo-nextest 0\.9\.'; then
     say "installing cargo-nextest"
-    cargo_install cargo-nextest 0.9.143
+    cargo_install cargo-nextest 0.9.143 --no-default-features --features default-no-update
 fi
 
 # cargo-fuzz and the nightly toolchain it builds with: the fuzz targets in
