@@ -809,6 +809,32 @@ async function tlsChecks() {
       });
       return JSON.stringify(members);
     });
+
+    await check('a token that expires on an open connection ends it (4001), and the panel says so and does not retry', async () => {
+      // exp one second ahead: the server closes at exp plus its 5 s leeway.
+      const exp = Math.floor(Date.now() / 1000) + 1;
+      const token = jwt(secret, { sub: 'carol', exp });
+      await wd('POST', s('/url'), { url: `${httpsUrl}/?token=${encodeURIComponent(token)}` });
+      await until('the page open over TLS', async () => (await state()) === 'open');
+      await click('#room-join');
+      await until('carol in the member list', async () => (await memberItems()).some((m) => /^carol #\d+ \(you\)$/.test(m)));
+      const status = await until('the expiry told', async () => {
+        const shown = await roomsStatus();
+        return shown.includes('the token expired') && shown;
+      }, 15_000);
+      const late = Date.now() / 1000 - (exp + 5);
+      if (late < -1) throw new Error(`closed ${-late} s before exp plus the leeway`);
+      // Not retried: the same token would be refused. Two seconds later the
+      // status still says why, and no new connection joined.
+      await new Promise((r) => setTimeout(r, 2000));
+      const after = await roomsStatus();
+      if (after !== status) throw new Error(`the status changed after the expiry: "${after}"`);
+      const members = await memberItems();
+      if (members.some((m) => m.startsWith('carol'))) throw new Error(`carol is listed again: ${JSON.stringify(members)}`);
+      const notes = (await chatLines()).filter((l) => l.what.startsWith('connection'));
+      if (notes.length !== 1 || notes[0].what !== 'connection closed') throw new Error(`the room's log after the expiry: ${JSON.stringify(notes)}`);
+      return `"${status}", ${late.toFixed(1)} s after exp + leeway`;
+    });
   } finally {
     await wd('DELETE', s('/window')).catch(() => {});
     await switchTo(main);

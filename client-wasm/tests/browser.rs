@@ -14,7 +14,7 @@ use std::time::Duration;
 use duplex_client::backoff::BackoffConfig;
 use duplex_client::outbox::OutboxLimits;
 use duplex_client::rooms::{self, Author, Change, Rooms};
-use duplex_client::session::State;
+use duplex_client::session::{self, State};
 use duplex_client::time;
 use duplex_client::{
     CloseInfo, Connection, ConnectionConfig, Delivery, Event, Events, Message, Transport,
@@ -779,8 +779,8 @@ impl RoomsClient {
                 Event::Received(Message::Binary(frame)) => {
                     rooms.handle_binary(frame).expect("a binary delivery")
                 }
-                Event::Closed(_) => {
-                    rooms.disconnected();
+                Event::Closed(info) => {
+                    rooms.disconnected(session::retryable(info));
                     connection.set_greeting(rooms.greeting());
                     Change::None
                 }

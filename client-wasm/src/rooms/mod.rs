@@ -328,15 +328,22 @@ impl Rooms {
     /// The connection ended: the server forgot our rooms and members; the
     /// greeting will join them again, from where each room's history
     /// stands now (give the connection the new [`Rooms::greeting`]). Logs
-    /// and positions are kept.
-    pub fn disconnected(&mut self) {
+    /// and positions are kept. `rejoining`: whether the connection will
+    /// be tried again ([`crate::session::retryable`]); each joined room's
+    /// log says which.
+    pub fn disconnected(&mut self, rejoining: bool) {
         self.client_id = None;
         for (_, room) in &mut self.rooms {
             if let Some(notice) = room.history.disconnected() {
                 room.tell(notice);
             }
             if room.joined {
-                room.push(Author::Note, "connection lost; rejoining");
+                let note = if rejoining {
+                    "connection lost; rejoining"
+                } else {
+                    "connection closed"
+                };
+                room.push(Author::Note, note);
             }
             room.joined = false;
             room.members.clear();

@@ -85,7 +85,7 @@ fn a_first_join_asks_for_no_replay_and_a_rejoin_asks_since_the_last_message() {
     );
     server(&mut rooms, &message("lobby", 5, "hi"));
     server(&mut rooms, &message("lobby", 6, "there"));
-    rooms.disconnected();
+    rooms.disconnected(true);
     assert_eq!(
         greeting(&rooms),
         [r#"{"type":"join","room":"lobby","name":"ada","since":{"epoch":"e1","offset":6}}"#]
@@ -102,7 +102,7 @@ fn a_first_join_asks_for_no_replay_and_a_rejoin_asks_since_the_last_message() {
 #[test]
 fn a_recovery_shows_the_replayed_messages_then_how_many() {
     let mut rooms = in_lobby("e1", 2);
-    rooms.disconnected();
+    rooms.disconnected(true);
     // Rejoined since 2; 3 and 4 were published meanwhile.
     assert_eq!(
         server(&mut rooms, &joined("lobby", "e1", 4, Some(true))),
@@ -123,17 +123,34 @@ fn a_recovery_shows_the_replayed_messages_then_how_many() {
             "bob: live",
         ]
     );
-    rooms.disconnected();
+    rooms.disconnected(true);
     assert_eq!(
         greeting(&rooms),
         [r#"{"type":"join","room":"lobby","name":"ada","since":{"epoch":"e1","offset":5}}"#]
     );
 }
 
+/// A close that will not be retried (the token expired, 4001; a close the
+/// person asked for) does not promise a rejoin.
+#[test]
+fn a_final_close_says_closed_not_rejoining() {
+    let mut rooms = in_lobby("e1", 2);
+    rooms.disconnected(false);
+    let lines = lines(&rooms, "lobby");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("note: connection closed")
+    );
+    assert!(
+        !lines.iter().any(|line| line.contains("rejoining")),
+        "{lines:?}"
+    );
+}
+
 #[test]
 fn a_recovery_with_nothing_missed_is_shown_too() {
     let mut rooms = in_lobby("e1", 3);
-    rooms.disconnected();
+    rooms.disconnected(true);
     server(&mut rooms, &joined("lobby", "e1", 3, Some(true)));
     assert_eq!(
         lines(&rooms, "lobby").last().map(String::as_str),
@@ -145,7 +162,7 @@ fn a_recovery_with_nothing_missed_is_shown_too() {
 fn a_recovery_the_history_cannot_serve_says_messages_may_be_missing() {
     // The server restarted with the memory engine: another epoch.
     let mut rooms = in_lobby("e1", 2);
-    rooms.disconnected();
+    rooms.disconnected(true);
     server(&mut rooms, &joined("lobby", "e2", 0, Some(false)));
     assert_eq!(
         lines(&rooms, "lobby").last().map(String::as_str),
@@ -157,7 +174,7 @@ fn a_recovery_the_history_cannot_serve_says_messages_may_be_missing() {
         lines(&rooms, "lobby").last().map(String::as_str),
         Some("bob: after the restart")
     );
-    rooms.disconnected();
+    rooms.disconnected(true);
     assert_eq!(
         greeting(&rooms),
         [r#"{"type":"join","room":"lobby","name":"ada","since":{"epoch":"e2","offset":1}}"#]
@@ -165,7 +182,7 @@ fn a_recovery_the_history_cannot_serve_says_messages_may_be_missing() {
 
     // The same epoch but expired: how many is known.
     let mut rooms = in_lobby("e1", 2);
-    rooms.disconnected();
+    rooms.disconnected(true);
     server(&mut rooms, &joined("lobby", "e1", 9, Some(false)));
     assert_eq!(
         lines(&rooms, "lobby").last().map(String::as_str),
@@ -193,7 +210,7 @@ fn a_history_reset_switches_epoch_and_is_shown() {
         lines(&rooms, "lobby").last().map(String::as_str),
         Some("bob: new epoch")
     );
-    rooms.disconnected();
+    rooms.disconnected(true);
     assert_eq!(
         greeting(&rooms),
         [r#"{"type":"join","room":"lobby","name":"ada","since":{"epoch":"e2","offset":1}}"#]
@@ -236,7 +253,7 @@ fn replayed_duplicates_are_not_shown_twice() {
     let mut rooms = in_lobby("e1", 2);
     let stale = greeting(&rooms);
     server(&mut rooms, &message("lobby", 3, "m3"));
-    rooms.disconnected();
+    rooms.disconnected(true);
     assert!(stale[0].contains(r#""offset":2"#), "{stale:?}");
     // The server replays 3..=4 from the stale since 2.
     server(&mut rooms, &joined("lobby", "e1", 4, Some(true)));
@@ -253,10 +270,10 @@ fn replayed_duplicates_are_not_shown_twice() {
 #[test]
 fn a_disconnect_during_a_replay_is_shown_and_the_next_rejoin_continues() {
     let mut rooms = in_lobby("e1", 1);
-    rooms.disconnected();
+    rooms.disconnected(true);
     server(&mut rooms, &joined("lobby", "e1", 5, Some(true)));
     server(&mut rooms, &message("lobby", 2, "m2"));
-    rooms.disconnected();
+    rooms.disconnected(true);
     assert!(
         lines(&rooms, "lobby").contains(
             &"warning: connection lost while recovering: 1 of 4 messages recovered".into()
@@ -296,7 +313,7 @@ fn binary_deliveries_are_shown_and_move_the_position() {
         Ok(Change::Room("lobby".into()))
     );
     assert_eq!(lines(&rooms, "lobby").len(), 7);
-    rooms.disconnected();
+    rooms.disconnected(true);
     assert_eq!(
         greeting(&rooms),
         [r#"{"type":"join","room":"lobby","name":"ada","since":{"epoch":"e1","offset":6}}"#]

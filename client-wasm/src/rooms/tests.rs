@@ -124,7 +124,7 @@ fn leaving_and_joining_again_before_the_confirmation_stays_joined() {
 fn a_duplicate_join_after_a_reconnect_is_not_an_error() {
     let mut rooms = Rooms::new();
     rooms.join("lobby", "ada", true);
-    rooms.disconnected();
+    rooms.disconnected(true);
     rooms.handle(ServerMessage::Joined {
         room: "lobby".into(),
         members: vec![member(8, "ada")],
@@ -380,7 +380,7 @@ fn a_greeting_join_refused_after_a_reconnect_drops_the_room() {
     let mut rooms = Rooms::new();
     rooms.join("lobby", "ada", true);
     joined(&mut rooms, "lobby");
-    rooms.disconnected();
+    rooms.disconnected(true);
     let change = rooms.handle(ServerMessage::Error {
         code: ErrorCode::TooManyRooms,
         message: "at most 0 rooms per connection".into(),
@@ -450,7 +450,7 @@ fn disconnect_clears_presence_but_keeps_rooms_and_logs() {
         offset: 0,
         recovered: None,
     });
-    rooms.disconnected();
+    rooms.disconnected(true);
     let lobby = rooms.room("lobby").expect("still wanted");
     assert!(!lobby.joined);
     assert!(lobby.members.is_empty());

@@ -22,7 +22,7 @@ use crate::connection::{Connection, ConnectionConfig, Event as ConnEvent, Events
 use crate::error::TransportError;
 use crate::message::Message;
 use crate::rooms::{Author, Change, Rooms, rooms_url, with_token};
-use crate::session::State;
+use crate::session::{self, State};
 
 /// The close code of a connection whose token expired
 /// (`docs/protocol.md`, "Close codes").
@@ -274,7 +274,7 @@ impl RoomsView {
                 Err(error) => self.set_status(&format!("a binary frame from the server: {error}")),
             },
             ConnEvent::Closed(info) => {
-                self.rooms.disconnected();
+                self.rooms.disconnected(session::retryable(&info));
                 // Every message of the ended connection has been handled
                 // (events arrive in order), so the rooms' positions are
                 // final: the next open rejoins `since` them.
